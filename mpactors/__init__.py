@@ -1,0 +1,76 @@
+"""mpactors: Erlang's distribution model in Python.
+
+A node is an OS process; every actor is a child OS process of its node with a
+mailbox; named nodes that share a cookie form a peer-to-peer cluster.
+
+    import mpactors
+
+    with mpactors.Node("a"):
+        pid = mpactors.spawn(lambda: mpactors.send(parent, mpactors.receive()))
+"""
+from __future__ import annotations
+
+import logging
+
+from .errors import BadArg as BadArg
+from .errors import CookieError as CookieError
+from .errors import EpmdError as EpmdError
+from .errors import MpactorsError as MpactorsError
+from .errors import NodeError as NodeError
+from .errors import NotAlive as NotAlive
+from .errors import ProcessExit as ProcessExit
+from .errors import RemoteError as RemoteError
+from .errors import Timeout as Timeout
+from .messages import Crash as Crash
+from .messages import Down as Down
+from .messages import ExitSignal as ExitSignal
+from .messages import NodeDown as NodeDown
+from .messages import NodeUp as NodeUp
+from .node import Node as Node
+from .pattern import ANY as ANY
+from .pid import Pid as Pid
+from .pid import Ref as Ref
+from .pid import parse_pid as parse_pid
+from .primitives import demonitor as demonitor
+from .primitives import disconnect_node as disconnect_node
+from .primitives import exit as exit  # noqa: A004 - Erlang's name
+from .primitives import flush as flush
+from .primitives import get_cookie as get_cookie
+from .primitives import link as link
+from .primitives import make_ref as make_ref
+from .primitives import monitor as monitor
+from .primitives import monitor_node as monitor_node
+from .primitives import monitor_nodes as monitor_nodes
+from .primitives import node as node
+from .primitives import nodes as nodes
+from .primitives import ping as ping
+from .primitives import process_info as process_info
+from .primitives import processes as processes
+from .primitives import receive as receive
+from .primitives import register as register
+from .primitives import registered as registered
+from .primitives import self as self
+from .primitives import send as send
+from .primitives import set_cookie as set_cookie
+from .primitives import spawn as spawn
+from .primitives import spawn_link as spawn_link
+from .primitives import spawn_monitor as spawn_monitor
+from .primitives import trap_exit as trap_exit
+from .primitives import unlink as unlink
+from .primitives import unregister as unregister
+from .primitives import whereis as whereis
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ANY", "BadArg", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal",
+    "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NotAlive", "Pid",
+    "ProcessExit", "Ref", "RemoteError", "Timeout", "__version__", "demonitor",
+    "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
+    "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
+    "process_info", "processes", "receive", "register", "registered", "self", "send",
+    "set_cookie", "spawn", "spawn_link", "spawn_monitor", "trap_exit", "unlink",
+    "unregister", "whereis",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

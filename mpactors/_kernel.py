@@ -1,0 +1,809 @@
+"""The node kernel: the one loop that owns a node's process tables.
+
+Only the kernel thread changes the tables below (as only ``net_kernel`` and
+ERTS do in Erlang); every other thread - the node's main thread, the
+distribution readers - hands it requests through ``call``/``cast``, and actors
+send theirs over their control connections. The loop waits on one selector::
+
+    wake pipe       <- requests from threads of this process (call/cast)
+    control conns   <- requests and exit reports from actors
+    sentinels       <- an actor process ended (SIGKILL included): no polling
+    timers          -> escalate SIGTERM to SIGKILL, give up on late replies
+
+State owned by the kernel thread:
+
+* ``procs``: actor id -> :class:`ProcRec` (id 0 is the node's main process);
+* ``names``: registered name -> Pid;
+* links, monitors and ``trap_exit`` live on each ``ProcRec``;
+* ``writers``/``writer_fds``: the write end of every local mailbox (read, not
+  written, by the main thread to send without a hop).
+
+Exit signals follow Erlang: see :meth:`Kernel._signal`.
+"""
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import signal
+import socket
+import threading
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import send_handle
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+import psutil
+
+from . import _codec, _procs, config
+from ._util import Slot
+from ._worker import Boot, bootstrap
+from .errors import BadArg, MpactorsError, NodeError
+from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter, make_pipe
+from .messages import Down, ExitSignal, NodeDown, NodeUp
+from .pid import Pid, Ref
+
+__all__ = ["Kernel", "ProcRec", "DEFER"]
+
+log = logging.getLogger(__name__)
+
+#: Returned by an ``op_*`` handler that answers later through ``reply``.
+DEFER = object()
+_INFO_TIMEOUT = 2.0
+
+
+class _FdReply:
+    """An ``op_mailbox`` answer: a file descriptor to pass with SCM_RIGHTS."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+
+class ProcRec:
+    """Everything the kernel knows of one local process."""
+
+    __slots__ = (
+        "pid", "proc", "ctl", "writer", "name", "fn_name", "links", "monitors",
+        "monitored_by", "trap_exit", "alive", "kill_reason", "reported", "ps", "started",
+    )
+
+    def __init__(self, pid: Pid, writer: MailboxWriter, fn_name: str) -> None:
+        self.pid = pid
+        self.proc: Optional[_procs.ActorProcess] = None  # None for the main process
+        self.ctl: Optional[Connection] = None
+        self.writer = writer
+        self.name: Optional[str] = None
+        self.fn_name = fn_name
+        self.links: "set[Pid]" = set()
+        self.monitors: Dict[Ref, Any] = {}  # refs this process holds -> target
+        self.monitored_by: Dict[Ref, Pid] = {}  # refs watching this process -> watcher
+        self.trap_exit = False
+        self.alive = True
+        self.kill_reason: Any = None  # set when the kernel ends it
+        self.reported: Any = None  # pickled reason the actor reported
+        self.ps: Optional[psutil.Process] = None
+        self.started = time.time()
+
+
+Reply = Tuple[Any, ...]  # ("local", Slot) | ("actor", ProcRec, tag) | ("fn", callable)
+
+
+class Kernel:
+    """The node's kernel thread and its tables (see the module docstring)."""
+
+    def __init__(self, node_name: str, creation: int, start_method: str, main_mailbox_fds: Tuple[int, int]) -> None:
+        self.node_name = node_name
+        self.creation = creation
+        self.start_method = start_method
+        self.sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self._inbox: Deque[Tuple[Callable[..., Any], tuple, Optional[Slot]]] = collections.deque()
+        self._ids = itertools.count(1)
+        self._tags = itertools.count(1)
+        self._timers: List[Tuple[float, int, Callable[[], None]]] = []
+        self._info_pending: Dict[int, Tuple[Reply, Dict[str, Any], ProcRec]] = {}
+        self.procs: Dict[int, ProcRec] = {}
+        self.names: Dict[str, Pid] = {}
+        self.writers: Dict[int, MailboxWriter] = {}
+        self.writer_fds: Dict[int, int] = {}
+        # Descriptors an actor forked from this process must not keep.
+        self.private_fds: "set[int]" = {self._wake_r, self._wake_w, self.sel.fileno()}
+        self.node_watchers: Dict[str, Dict[Pid, int]] = {}
+        self.nodes_watchers: "set[Pid]" = set()
+        self.dist: Any = None  # the distribution layer, when the node has one
+        self.thread: Optional[threading.Thread] = None
+        self._stopping = False
+        self._stopped = threading.Event()
+        r, w = main_mailbox_fds
+        self.private_fds.add(r)
+        self.main_pid = Pid(node_name, 0, 0, creation)
+        main = ProcRec(self.main_pid, MailboxWriter(w), "main")
+        self.procs[0] = main
+        self.writers[0] = main.writer
+        self.writer_fds[0] = w
+        self.main_mailbox = Mailbox(r, owner=str(self.main_pid))
+
+    # -- running ---------------------------------------------------------
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name=f"mpactors-kernel {self.node_name}", daemon=True)
+        self.thread.start()
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: Optional[float] = None) -> Any:
+        """Run ``fn(*args)`` in the kernel thread and return its result."""
+        if threading.current_thread() is self.thread:
+            return fn(*args)
+        if self._stopped.is_set():
+            raise NodeError(f"node {self.node_name} is stopped")
+        slot = Slot()
+        self._inbox.append((fn, args, slot))
+        self._wake()
+        return slot.wait(timeout, what=f"answer from the kernel of {self.node_name}")
+
+    def cast(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the kernel thread, without waiting."""
+        self._inbox.append((fn, args, None))
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except BlockingIOError:  # already awake
+            pass
+        except OSError:
+            pass
+
+    def timer(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in the kernel thread after ``delay`` seconds (kernel thread only)."""
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._tags), fn))
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                self._step()
+        except BaseException:  # pragma: no cover - a kernel bug: be loud
+            log.exception("kernel of %s crashed", self.node_name)
+            raise
+        finally:
+            self._stopped.set()
+
+    def _step(self) -> None:
+        timeout = None
+        if self._timers:
+            timeout = max(0.0, self._timers[0][0] - time.monotonic())
+        for key, _ in self.sel.select(timeout):
+            kind, rec = key.data
+            if kind == "wake":
+                self._run_inbox()
+            elif kind == "ctl":
+                self._read_ctl(rec)
+            elif kind == "sentinel":
+                self._on_exit(rec)
+            elif kind == "fd":
+                rec()
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            fn()
+
+    def _run_inbox(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        while self._inbox:
+            fn, args, slot = self._inbox.popleft()
+            try:
+                value = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                if slot is None:
+                    log.exception("kernel request %s failed", getattr(fn, "__name__", fn))
+                else:
+                    slot.set(False, exc)
+                continue
+            if slot is not None:
+                slot.set(True, value)
+
+    # -- requests ----------------------------------------------------------
+    def request(self, caller: Pid, op: str, args: tuple, reply: Reply) -> None:
+        """Run ``op_<op>(caller, *args)`` and answer through ``reply`` (kernel thread)."""
+        handler = getattr(self, "op_" + op, None)
+        if handler is None:
+            self.reply(reply, False, BadArg(f"unknown kernel request {op!r}"))
+            return
+        self._reply_to = reply
+        try:
+            value = handler(caller, *args)
+        except MpactorsError as exc:
+            self.reply(reply, False, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - report, keep serving
+            log.exception("kernel request %s from %s failed", op, caller)
+            self.reply(reply, False, exc)
+            return
+        if value is not DEFER:
+            self.reply(reply, True, value)
+
+    def reply(self, reply: Reply, ok: bool, value: Any) -> None:
+        """Answer a request made through ``request``."""
+        kind = reply[0]
+        if kind == "local":
+            reply[1].set(ok, value)
+        elif kind == "actor":
+            rec, tag = reply[1], reply[2]
+            if rec.ctl is None:
+                return
+            try:
+                if isinstance(value, _FdReply):
+                    rec.ctl.send(("reply_fd", tag))
+                    send_handle(rec.ctl, value.fd, rec.proc.os_pid if rec.proc else 0)
+                else:
+                    rec.ctl.send(("reply", tag, ok, value))
+            except (OSError, ValueError):
+                pass  # the actor is gone; its sentinel will tell
+            except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable error
+                rec.ctl.send(("reply", tag, False, BadArg(f"unsendable reply: {exc}")))
+        elif kind == "fn":
+            reply[1](ok, value)
+
+    def local_request(self, caller: Pid, op: str, *args: Any) -> Any:
+        """``request`` from a thread of this process (the node's main process)."""
+        slot = Slot()
+
+        def run() -> None:
+            self.request(caller, op, args, ("local", slot))
+
+        self._inbox.append((run, (), None))
+        self._wake()
+        return slot.wait()
+
+    def _read_ctl(self, rec: ProcRec) -> None:
+        ctl = rec.ctl
+        if ctl is None:
+            return
+        try:
+            while ctl.poll(0):
+                self._handle_ctl(rec, ctl.recv())
+                if rec.ctl is None:
+                    return
+        except (EOFError, OSError):
+            self._close_ctl(rec)
+
+    def _handle_ctl(self, rec: ProcRec, msg: Any) -> None:
+        kind = msg[0]
+        if kind == "call":
+            self.request(rec.pid, msg[2], msg[3], ("actor", rec, msg[1]))
+        elif kind == "cast":
+            self.request(rec.pid, msg[1], msg[2], ("fn", _log_failure(msg[1], rec.pid)))
+        elif kind == "exit":
+            rec.reported = msg[1]
+        elif kind == "info_reply":
+            pending = self._info_pending.pop(msg[1], None)
+            if pending is not None:
+                reply, info, _ = pending
+                info.update(msg[2])
+                self.reply(reply, True, info)
+
+    def _close_ctl(self, rec: ProcRec) -> None:
+        if rec.ctl is not None:
+            try:
+                self.sel.unregister(rec.ctl.fileno())
+            except (KeyError, ValueError, OSError):
+                pass
+            self.private_fds.discard(rec.ctl.fileno())
+            rec.ctl.close()
+            rec.ctl = None
+
+    # -- spawning ----------------------------------------------------------
+    def op_spawn(
+        self, caller: Pid, payload: bytes, fn_name: str, link: bool, monitor: bool, node: Optional[str] = None
+    ) -> Any:
+        if node is not None and node != self.node_name:
+            if self.dist is None:
+                raise NodeError(f"cannot spawn on {node!r}: node {self.node_name} is not distributed")
+            return self.dist.remote_spawn(caller, node, payload, fn_name, link, monitor, self._reply_to)
+        rec = self.spawn_local(payload, fn_name)
+        if link:
+            self._add_link(caller, rec.pid)
+        if monitor:
+            ref = self.make_ref()
+            self._add_monitor(caller, rec, ref)
+            return (rec.pid, ref)
+        return rec.pid
+
+    def spawn_local(self, payload: bytes, fn_name: str) -> ProcRec:
+        """Start an actor process running the pickled ``(fn, args, kwargs)``."""
+        if self._stopping:
+            raise NodeError(f"node {self.node_name} is stopping")
+        aid = next(self._ids)
+        pid = Pid(self.node_name, aid, 0, self.creation)
+        r, w = make_pipe()
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ctl, child_ctl = Connection(a.detach()), Connection(b.detach())
+        mbox = Connection(r, writable=False)
+        forking = self.start_method == "fork"
+        self.writer_fds[aid] = w
+        try:
+            boot = Boot(
+                pid=pid, creation=self.creation, mbox=mbox, ctl=child_ctl, payload=payload,
+                title=f"mpactors actor {pid} ({fn_name})", fn_name=fn_name, parent=os.getpid(),
+                close_fds=self.private_fds | {ctl.fileno()} if forking else (),
+                writers=self.writer_fds if forking else {},
+                log_level=logging.getLogger("mpactors").getEffectiveLevel(),
+            )
+            proc = _procs.start(self.start_method, bootstrap, boot)
+        except BaseException:
+            del self.writer_fds[aid]
+            for c in (ctl, child_ctl, mbox):
+                c.close()
+            os.close(w)
+            raise
+        finally:
+            pass
+        mbox.close()
+        child_ctl.close()
+        rec = ProcRec(pid, MailboxWriter(w), fn_name)
+        rec.proc, rec.ctl = proc, ctl
+        self.procs[aid] = rec
+        self.writers[aid] = rec.writer
+        self.private_fds.update((ctl.fileno(), proc.sentinel))
+        self.sel.register(ctl.fileno(), selectors.EVENT_READ, ("ctl", rec))
+        self.sel.register(proc.sentinel, selectors.EVENT_READ, ("sentinel", rec))
+        return rec
+
+    def make_ref(self) -> Ref:
+        return Ref.make(self.node_name, self.creation, os.getpid())
+
+    # -- process exit ------------------------------------------------------
+    def _on_exit(self, rec: ProcRec) -> None:
+        proc = rec.proc
+        assert proc is not None
+        self.sel.unregister(proc.sentinel)
+        self.private_fds.discard(proc.sentinel)
+        self._read_ctl(rec)  # the exit report was written before the process ended
+        self._close_ctl(rec)
+        code = proc.reap()
+        if rec.reported is not None:
+            try:
+                reason = _codec.loads(rec.reported)
+            except Exception:  # noqa: BLE001
+                reason = "unknown"
+        elif rec.kill_reason is not None:
+            reason = rec.kill_reason
+        elif code == -signal.SIGKILL:
+            reason = "killed"
+        elif code < 0:
+            reason = f"killed by {signal.Signals(-code).name}"
+        else:
+            reason = f"exit code {code}"
+        self.process_died(rec, reason)
+
+    def process_died(self, rec: ProcRec, reason: Any) -> None:
+        """Forget ``rec`` and fire its links and monitors with ``reason``."""
+        rec.alive = False
+        pid = rec.pid
+        if rec.pid.id != 0:
+            del self.procs[pid.id]
+            self.writers.pop(pid.id, None)
+            self.writer_fds.pop(pid.id, None)
+            rec.writer.close()
+        if rec.name is not None:
+            self.names.pop(rec.name, None)
+            rec.name = None
+        links, rec.links = rec.links, set()
+        for other in links:
+            if other.node == self.node_name:
+                orec = self.local_rec(other)
+                if orec is not None:
+                    orec.links.discard(pid)
+                self._signal(pid, other, reason, link=True)
+            elif self.dist is not None:
+                self.dist.exit_signal(pid, other, reason, link=True)
+        watchers, rec.monitored_by = rec.monitored_by, {}
+        for ref, watcher in watchers.items():
+            self.deliver(watcher, Down(ref, pid, reason))
+        held, rec.monitors = rec.monitors, {}
+        for ref, target in held.items():
+            self._drop_monitor(ref, target)
+        for watchers_of_node in self.node_watchers.values():
+            watchers_of_node.pop(pid, None)
+        self.nodes_watchers.discard(pid)
+        if self.dist is not None:
+            self.dist.process_died(pid)
+
+    def _signal(self, frm: Pid, to: Pid, reason: Any, link: bool) -> None:
+        """Deliver an exit signal from ``frm`` to the local process ``to``.
+
+        * ``'kill'`` sent by ``exit/2`` cannot be trapped: ``to`` dies ``'killed'``;
+        * a process trapping exits gets ``ExitSignal(frm, reason)`` instead;
+        * ``'normal'`` is ignored (unless a process sends it to itself);
+        * any other reason ends ``to`` with the same reason.
+        """
+        rec = self.local_rec(to)
+        if rec is None:
+            return
+        if reason == "kill" and not link:
+            self._end(rec, "killed")
+        elif rec.trap_exit:
+            self.deliver(to, ExitSignal(frm, reason))
+        elif reason == "normal":
+            if frm == to and not link:
+                self._end(rec, "normal")
+        else:
+            self._end(rec, reason)
+
+    def _end(self, rec: ProcRec, reason: Any) -> None:
+        """Make a local process exit with ``reason``."""
+        if rec.pid.id == 0:
+            # The node's main thread cannot be torn down: its receive raises
+            # ProcessExit, and its links and monitors fire as if it died.
+            rec.writer.put(_codec.dumps((SYSTEM_EXIT, reason)), 0, F_SYSTEM)
+            self.process_died(rec, reason)
+            rec.alive = True
+            return
+        proc = rec.proc
+        if proc is None or not rec.alive:
+            return
+        if reason == "killed":
+            rec.kill_reason = "killed"
+            proc.kill()
+            return
+        if rec.kill_reason is None:
+            rec.kill_reason = reason
+            proc.signal(signal.SIGTERM)
+            self.timer(config.TERM_TIMEOUT, lambda: proc.kill() if rec.alive else None)
+
+    def local_rec(self, pid: Pid) -> Optional[ProcRec]:
+        """The live record of a local pid, or None."""
+        if pid.node != self.node_name or pid.creation != self.creation:
+            return None
+        rec = self.procs.get(pid.id)
+        if rec is None or not rec.alive or rec.pid != pid:
+            return None
+        return rec
+
+    def deliver(self, to: Pid, msg: Any) -> None:
+        """Put a runtime message (Down, ExitSignal, NodeDown...) in ``to``'s mailbox."""
+        if to.node != self.node_name:
+            if self.dist is not None:
+                self.dist.route(None, to, _codec.dumps(msg))
+            return
+        rec = self.local_rec(to)
+        if rec is not None:
+            rec.writer.put(_codec.dumps(msg), 0)
+
+    def deliver_payload(self, to: Pid, payload: bytes, sender: int = 0) -> None:
+        """Put already-pickled message bytes in a local mailbox (dropped if dead)."""
+        rec = self.local_rec(to)
+        if rec is not None:
+            rec.writer.put(payload, sender)
+
+    # -- links, monitors, exit -------------------------------------------
+    def _add_link(self, a: Pid, b: Pid) -> None:
+        for x, y in ((a, b), (b, a)):
+            rec = self.local_rec(x)
+            if rec is not None:
+                rec.links.add(y)
+
+    def op_link(self, caller: Pid, pid: Pid) -> bool:
+        _check_pid(pid)
+        if pid == caller:
+            return True
+        if pid.node != self.node_name:
+            if self.dist is None:
+                raise NodeError(f"cannot link to {pid}: node {self.node_name} is not distributed")
+            self.dist.link(caller, pid)
+            return True
+        if self.local_rec(pid) is None:
+            crec = self.local_rec(caller)
+            if crec is not None and crec.trap_exit:
+                self.deliver(caller, ExitSignal(pid, "noproc"))
+            return True
+        self._add_link(caller, pid)
+        return True
+
+    def op_unlink(self, caller: Pid, pid: Pid) -> bool:
+        _check_pid(pid)
+        self.remove_link(caller, pid)
+        if pid.node != self.node_name and self.dist is not None:
+            self.dist.unlink(caller, pid)
+        return True
+
+    def remove_link(self, a: Pid, b: Pid) -> None:
+        for x, y in ((a, b), (b, a)):
+            rec = self.local_rec(x)
+            if rec is not None:
+                rec.links.discard(y)
+
+    def op_trap_exit(self, caller: Pid, flag: bool) -> bool:
+        rec = self.local_rec(caller)
+        if rec is None:
+            raise BadArg(f"{caller} is not alive")
+        old, rec.trap_exit = rec.trap_exit, bool(flag)
+        return old
+
+    def op_exit(self, caller: Pid, pid: Pid, reason: Any) -> bool:
+        _check_pid(pid)
+        if pid.node != self.node_name:
+            if self.dist is not None:
+                self.dist.exit_signal(caller, pid, reason, link=False)
+            return True
+        self._signal(caller, pid, reason, link=False)
+        return True
+
+    def _add_monitor(self, watcher: Pid, target: ProcRec, ref: Ref) -> None:
+        target.monitored_by[ref] = watcher
+        wrec = self.local_rec(watcher)
+        if wrec is not None:
+            wrec.monitors[ref] = target.pid
+
+    def op_monitor(self, caller: Pid, target: Any) -> Ref:
+        ref = self.make_ref()
+        if isinstance(target, str):
+            pid = self.names.get(target)
+            if pid is None:
+                self.deliver(caller, Down(ref, (target, self.node_name), "noproc"))
+                return ref
+            target = pid
+        _check_pid(target)
+        if target.node != self.node_name:
+            if self.dist is None:
+                self.deliver(caller, Down(ref, target, "noconnection"))
+                return ref
+            crec = self.local_rec(caller)
+            if crec is not None:
+                crec.monitors[ref] = target
+            self.dist.monitor(caller, target, ref)
+            return ref
+        rec = self.local_rec(target)
+        if rec is None:
+            self.deliver(caller, Down(ref, target, "noproc"))
+            return ref
+        self._add_monitor(caller, rec, ref)
+        return ref
+
+    def op_demonitor(self, caller: Pid, ref: Ref) -> bool:
+        crec = self.local_rec(caller)
+        target = crec.monitors.pop(ref, None) if crec is not None else None
+        if target is None:
+            return False
+        self._drop_monitor(ref, target)
+        return True
+
+    def _drop_monitor(self, ref: Ref, target: Any) -> None:
+        if isinstance(target, Pid) and target.node != self.node_name:
+            if self.dist is not None:
+                self.dist.demonitor(ref, target)
+            return
+        rec = self.local_rec(target) if isinstance(target, Pid) else None
+        if rec is not None:
+            rec.monitored_by.pop(ref, None)
+
+    # -- names -------------------------------------------------------------
+    def op_register(self, caller: Pid, name: str, pid: Optional[Pid] = None) -> bool:
+        pid = caller if pid is None else pid
+        if not isinstance(name, str) or not name or name == "undefined":
+            raise BadArg(f"a registered name must be a non-empty string, not {name!r}")
+        _check_pid(pid)
+        if name in self.names:
+            raise BadArg(f"name {name!r} is already registered to {self.names[name]}")
+        rec = self.local_rec(pid)
+        if rec is None:
+            raise BadArg(f"cannot register {name!r}: {pid} is not a live local process")
+        if rec.name is not None:
+            raise BadArg(f"{pid} is already registered as {rec.name!r}")
+        self.names[name] = pid
+        rec.name = name
+        self._retitle(rec)
+        return True
+
+    def op_unregister(self, caller: Pid, name: str) -> bool:
+        pid = self.names.pop(name, None)
+        if pid is None:
+            raise BadArg(f"name {name!r} is not registered")
+        rec = self.local_rec(pid)
+        if rec is not None:
+            rec.name = None
+            self._retitle(rec)
+        return True
+
+    def _retitle(self, rec: ProcRec) -> None:
+        if rec.ctl is None:
+            return
+        name = f" {rec.name}" if rec.name else ""
+        try:
+            rec.ctl.send(("title", f"mpactors actor {rec.pid}{name} ({rec.fn_name})"))
+        except OSError:
+            pass
+
+    def op_whereis(self, caller: Pid, name: str) -> Optional[Pid]:
+        return self.names.get(name)
+
+    def op_registered(self, caller: Pid) -> List[str]:
+        return sorted(self.names)
+
+    def op_processes(self, caller: Pid) -> List[Pid]:
+        return [rec.pid for aid, rec in sorted(self.procs.items()) if aid != 0 and rec.alive]
+
+    def op_mailbox(self, caller: Pid, pid: Pid) -> Optional[_FdReply]:
+        rec = self.local_rec(pid)
+        if rec is None:
+            return None
+        return _FdReply(self.writer_fds[pid.id])
+
+    def op_route(self, caller: Pid, dest: Any, payload: bytes) -> None:
+        """Send pickled bytes to a remote pid or ``(name, node)`` (from an actor)."""
+        if self.dist is not None:
+            self.dist.route(caller, dest, payload)
+
+    # -- introspection -----------------------------------------------------
+    def op_process_info(self, caller: Pid, pid: Pid) -> Any:
+        _check_pid(pid)
+        if pid.node != self.node_name:
+            if self.dist is None:
+                return None
+            return self.dist.process_info(caller, pid, self._reply_to)
+        rec = self.local_rec(pid)
+        if rec is None:
+            return None
+        info = self._static_info(rec)
+        if rec.ctl is None:  # the node's main process: its mailbox is here
+            info.update(
+                status="waiting" if self.main_mailbox.waiting else "running",
+                message_queue_len=len(self.main_mailbox),
+                trap_exit=rec.trap_exit,
+            )
+            return info
+        tag = next(self._tags)
+        self._info_pending[tag] = (self._reply_to, info, rec)
+        try:
+            rec.ctl.send(("info", tag))
+        except OSError:
+            self._info_pending.pop(tag)
+            return None
+
+        def give_up() -> None:
+            pending = self._info_pending.pop(tag, None)
+            if pending is not None:
+                pending[1].update(status="unresponsive", message_queue_len=None)
+                self.reply(pending[0], True, pending[1])
+
+        self.timer(_INFO_TIMEOUT, give_up)
+        return DEFER
+
+    def _static_info(self, rec: ProcRec) -> Dict[str, Any]:
+        os_pid = rec.proc.os_pid if rec.proc is not None else os.getpid()
+        memory, cpu = None, None
+        try:
+            if rec.ps is None:
+                rec.ps = psutil.Process(os_pid)
+                times = rec.ps.cpu_times()
+                rec.ps.cpu_percent(None)
+                elapsed = max(time.time() - rec.ps.create_time(), 1e-3)
+                cpu = round(100.0 * (times.user + times.system) / elapsed, 1)
+            else:
+                cpu = rec.ps.cpu_percent(None)
+            memory = rec.ps.memory_info().rss
+        except psutil.Error:
+            pass
+        return {
+            "pid": rec.pid,
+            "node": self.node_name,
+            "registered_name": rec.name,
+            "current": rec.fn_name,
+            "links": sorted(rec.links),
+            "monitors": sorted((t for t in rec.monitors.values() if isinstance(t, Pid))),
+            "monitored_by": sorted(rec.monitored_by.values()),
+            "trap_exit": rec.trap_exit,
+            "os_pid": os_pid,
+            "memory": memory,
+            "cpu_percent": cpu,
+            "status": "running",
+            "message_queue_len": None,
+            "started": rec.started,
+        }
+
+    # -- node monitoring (the distribution layer raises the events) --------
+    def op_monitor_node(self, caller: Pid, node: str, flag: bool) -> bool:
+        if not flag:
+            watchers = self.node_watchers.get(node, {})
+            if watchers.get(caller, 0) > 0:
+                watchers[caller] -= 1
+                if not watchers[caller]:
+                    del watchers[caller]
+            return True
+        if self.dist is None or not self.dist.is_connected(node):
+            if node != self.node_name:
+                self.deliver(caller, NodeDown(node))
+                return True
+        watchers = self.node_watchers.setdefault(node, {})
+        watchers[caller] = watchers.get(caller, 0) + 1
+        return True
+
+    def op_monitor_nodes(self, caller: Pid, flag: bool) -> bool:
+        if flag:
+            self.nodes_watchers.add(caller)
+        else:
+            self.nodes_watchers.discard(caller)
+        return True
+
+    def node_up(self, node: str) -> None:
+        for watcher in list(self.nodes_watchers):
+            self.deliver(watcher, NodeUp(node))
+
+    def node_down(self, node: str) -> None:
+        for watcher, count in self.node_watchers.pop(node, {}).items():
+            for _ in range(count):
+                self.deliver(watcher, NodeDown(node))
+        for watcher in list(self.nodes_watchers):
+            self.deliver(watcher, NodeDown(node))
+
+    # -- stopping ----------------------------------------------------------
+    def stop(self, timeout: float = config.STOP_TIMEOUT) -> None:
+        """End every actor (SIGTERM, then SIGKILL after ``timeout``) and the loop."""
+        if self.thread is None or self._stopped.is_set():
+            return
+        done = Slot()
+        self.cast(self._begin_stop, timeout, done)
+        done.wait()
+        self.thread.join()
+
+    def _begin_stop(self, timeout: float, done: Slot) -> None:
+        self._stopping = True
+        actors = [rec for aid, rec in self.procs.items() if aid != 0]
+        for rec in actors:
+            if rec.kill_reason is None:
+                rec.kill_reason = "shutdown"
+            if rec.proc is not None:
+                rec.proc.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(rec.alive for rec in actors):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                for rec in actors:
+                    if rec.alive and rec.proc is not None:
+                        rec.proc.kill()
+                deadline = float("inf")
+                left = None  # type: ignore[assignment]
+            for key, _ in self.sel.select(left):
+                kind, rec = key.data
+                if kind == "sentinel":
+                    self._on_exit(rec)
+                elif kind == "ctl":
+                    self._read_ctl(rec)
+        if self.dist is not None:
+            self.dist.close()
+        self._close()
+        done.set(True, None)
+
+    def _close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        self.writers.clear()
+        self.sel.close()
+        for fd in (self._wake_r, self._wake_w, self.main_mailbox.fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _check_pid(pid: Any) -> None:
+    if type(pid) is not Pid:
+        raise BadArg(f"expected a Pid, not {pid!r}")
+
+
+def _log_failure(op: str, caller: Pid) -> Callable[[bool, Any], None]:
+    def done(ok: bool, value: Any) -> None:
+        if not ok:
+            log.error("request %s from %s failed: %s", op, caller, value)
+
+    return done

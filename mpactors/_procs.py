@@ -1,0 +1,95 @@
+"""Parent side of actor processes: start methods, sentinels, reaping, killing.
+
+The kernel thread is the only caller. ``fork`` (the default on Linux) is a
+bare ``os.fork`` with a sentinel pipe, as ``multiprocessing.popen_fork`` does,
+minus the bookkeeping that makes ``multiprocessing.Process.start`` cost O(number
+of children) per start. ``spawn`` and ``forkserver`` go through a
+``multiprocessing`` context, which passes the child its file descriptors.
+
+Whatever the method, a child runs ``_worker.bootstrap(boot)`` and nothing else.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.util
+import os
+import signal
+import sys
+from typing import Any, Callable, Optional
+
+__all__ = ["START_METHODS", "default_start_method", "ActorProcess", "start"]
+
+START_METHODS = ("fork", "forkserver", "spawn")
+
+
+def default_start_method() -> str:
+    """``fork`` where the OS has it (fastest start, copy-on-write memory), else ``spawn``."""
+    return "fork" if hasattr(os, "fork") and sys.platform != "darwin" else "spawn"
+
+
+class ActorProcess:
+    """A started actor process: its OS pid, its sentinel fd, and how to end it."""
+
+    __slots__ = ("os_pid", "sentinel", "_mp", "exitcode")
+
+    def __init__(self, os_pid: int, sentinel: int, mp_process: Any = None) -> None:
+        self.os_pid = os_pid
+        self.sentinel = sentinel  # readable (EOF) once the process is gone
+        self._mp = mp_process
+        self.exitcode: Optional[int] = None
+
+    def reap(self) -> int:
+        """Collect the exit status once the sentinel fired (negative: killed by signal)."""
+        if self.exitcode is not None:
+            return self.exitcode
+        if self._mp is not None:
+            self._mp.join()
+            code = self._mp.exitcode
+            self._mp.close()
+        else:
+            _, status = os.waitpid(self.os_pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            os.close(self.sentinel)
+        self.exitcode = code
+        return code
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` unless the process was already reaped."""
+        if self.exitcode is None:
+            try:
+                os.kill(self.os_pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL: cannot be caught or ignored."""
+        self.signal(signal.SIGKILL)
+
+
+def start(method: str, target: Callable[[Any], None], boot: Any) -> ActorProcess:
+    """Start ``target(boot)`` in a new process with ``method``."""
+    if method == "fork":
+        return _fork(target, boot)
+    ctx = multiprocessing.get_context(method)
+    proc = ctx.Process(target=target, args=(boot,), daemon=False)
+    proc.start()
+    return ActorProcess(proc.pid, proc.sentinel, proc)  # type: ignore[arg-type]
+
+
+def _fork(target: Callable[[Any], None], boot: Any) -> ActorProcess:
+    r, w = os.pipe()
+    os.set_inheritable(r, False)
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            os.close(r)
+            # The write end stays open (and unknown to everyone else) until this
+            # process ends: that is the parent's sentinel.
+            multiprocessing.util._run_after_forkers()  # user's mp queues/locks
+            target(boot)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    return ActorProcess(pid, r)

@@ -1,0 +1,34 @@
+"""Small synchronisation helpers shared by the kernel and the actor runtime."""
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+from .errors import Timeout
+
+__all__ = ["Slot"]
+
+
+class Slot:
+    """A one-shot reply box: one thread fills it, another waits for it."""
+
+    __slots__ = ("_lock", "ok", "value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.ok = True
+        self.value: Any = None
+
+    def set(self, ok: bool, value: Any) -> None:
+        """Fill the slot (at most once); ``ok=False`` makes ``wait`` raise ``value``."""
+        self.ok, self.value = ok, value
+        self._lock.release()
+
+    def wait(self, timeout: Optional[float] = None, what: str = "a reply") -> Any:
+        """The value, or raise the error it holds; :class:`Timeout` after ``timeout`` s."""
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise Timeout(f"no {what} within timeout={timeout!r}s")
+        if not self.ok:
+            raise self.value
+        return self.value

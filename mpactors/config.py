@@ -1,0 +1,85 @@
+"""Environment variables, paths and named default timeouts (in seconds).
+
+Every other module reads settings through here, so the names a user can set
+are all in one place:
+
+* ``MPACTORS_HOME`` - state directory (logs), default ``~/.mpactors``;
+* ``MPACTORS_COOKIE`` - the cluster cookie, when no ``cookie=`` is given;
+* ``MPACTORS_EPMD_PORT`` - the port mapper's TCP port, default 4369;
+* ``MPACTORS_START_METHOD`` - default start method for actor processes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+__all__ = [
+    "EPMD_DEFAULT_PORT",
+    "EPMD_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "HANDSHAKE_TIMEOUT",
+    "STOP_TIMEOUT",
+    "TERM_TIMEOUT",
+    "CALL_TIMEOUT",
+    "home",
+    "log_dir",
+    "epmd_port",
+    "cookie_file",
+    "env_cookie",
+    "start_method",
+]
+
+#: The port mapper's well-known port (Erlang's epmd uses the same).
+EPMD_DEFAULT_PORT = 4369
+#: Every wait on the port mapper (erl_epmd waits 10 s).
+EPMD_TIMEOUT = 10.0
+#: Opening a TCP connection to another node.
+CONNECT_TIMEOUT = 5.0
+#: The whole node-to-node handshake, authentication included.
+HANDSHAKE_TIMEOUT = 5.0
+#: How long ``Node.stop()`` waits for actors to end before killing them.
+STOP_TIMEOUT = 1.0
+#: How long an actor told to exit by a signal has before it is SIGKILLed.
+TERM_TIMEOUT = 1.0
+#: Default timeout of synchronous calls (GenServer.call, process_info).
+CALL_TIMEOUT = 5.0
+
+
+def home() -> Path:
+    """``$MPACTORS_HOME``, default ``~/.mpactors``."""
+    return Path(os.environ.get("MPACTORS_HOME") or Path.home() / ".mpactors")
+
+
+def log_dir() -> Path:
+    """Where detached nodes write their logs."""
+    return home() / "logs"
+
+
+def epmd_port() -> int:
+    """``$MPACTORS_EPMD_PORT``, default 4369."""
+    value = os.environ.get("MPACTORS_EPMD_PORT")
+    if not value:
+        return EPMD_DEFAULT_PORT
+    try:
+        port = int(value)
+    except ValueError:
+        raise ValueError(f"MPACTORS_EPMD_PORT must be a port number, not {value!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"MPACTORS_EPMD_PORT must be in 1..65535, not {port}")
+    return port
+
+
+def cookie_file() -> Path:
+    """``~/.mpactors.cookie``."""
+    return Path.home() / ".mpactors.cookie"
+
+
+def env_cookie() -> Optional[str]:
+    """``$MPACTORS_COOKIE`` or None."""
+    return os.environ.get("MPACTORS_COOKIE") or None
+
+
+def start_method() -> Optional[str]:
+    """``$MPACTORS_START_METHOD`` or None (the node picks its default)."""
+    return os.environ.get("MPACTORS_START_METHOD") or None

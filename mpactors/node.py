@@ -1,0 +1,223 @@
+"""``Node``: makes the calling process an mpactors node.
+
+The node's parts are wired here: the kernel thread (process tables, actor
+processes), the main process's mailbox (so module-level ``send``/``receive``
+work in the script, as in the Erlang shell), and - for a named node - the
+distribution layer.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import resource
+import socket
+import threading
+from typing import Any, Optional
+
+from . import _procs, config, primitives
+from ._kernel import Kernel
+from .errors import BadArg, NodeError
+from .mailbox import make_pipe
+from .pid import Pid, Ref
+
+__all__ = ["Node", "LOCAL_NODE"]
+
+log = logging.getLogger(__name__)
+
+#: The name of a node that is not distributed (Erlang's ``nonode@nohost``).
+LOCAL_NODE = "nonode@nohost"
+
+
+def _short_host() -> str:
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+def full_name(name: str, longnames: bool = False) -> str:
+    """``'a'`` -> ``'a@<short hostname>'``; a name with ``@host`` is checked and kept."""
+    if not isinstance(name, str) or not name:
+        raise NodeError(f"a node name must be a non-empty string, not {name!r}")
+    alive, _, host = name.partition("@")
+    if not alive or not all(c.isalnum() or c in "_-" for c in alive):
+        raise NodeError(f"invalid node name {name!r}: use letters, digits, '_' and '-' before '@'")
+    if not host:
+        if longnames:
+            raise NodeError(f"long node names need a host: {name!r} should be like 'a@host.example.com' or 'a@127.0.0.1'")
+        host = _short_host()
+    if longnames is False and "." in host and not host.replace(".", "").isdigit():
+        raise NodeError(f"{name!r} is a long name: pass longnames=True (--longnames)")
+    return f"{alive}@{host}"
+
+
+class _NodeMain:
+    """The calling-process context of the node's main process."""
+
+    is_node_main = True
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.pid: Pid = kernel.main_pid
+        self.node_name = kernel.node_name
+        self.creation = kernel.creation
+        self.mailbox = kernel.main_mailbox
+        self.trapping = False
+
+    def call(self, op: str, *args: Any) -> Any:
+        return self.kernel.local_request(self.pid, op, *args)
+
+    def send_local(self, dest: Pid, payload: bytes) -> None:
+        w = self.kernel.writers.get(dest.id)
+        if w is not None:
+            w.put(payload, 0)
+
+    def send_remote(self, dest: Any, payload: bytes) -> None:
+        dist = self.kernel.dist
+        if dist is not None:
+            dist.route(self.pid, dest, payload)
+
+    def whereis(self, name: str) -> Optional[Pid]:
+        return self.kernel.names.get(name)
+
+    def make_ref(self) -> Ref:
+        return Ref.make(self.node_name, self.creation, os.getpid())
+
+
+class Node:
+    """The calling process becomes node ``name@host``; use it as a context manager.
+
+    Args:
+        name: ``'a'`` gives ``a@<short hostname>``; ``'a@host'`` is used as is.
+            ``None`` gives a local-only node, ``nonode@nohost``.
+        cookie: the cluster cookie (else ``MPACTORS_COOKIE``, else ``~/.mpactors.cookie``).
+        longnames: names are ``a@fully.qualified.host`` or ``a@ip``.
+        hidden: connect only where asked; appear in no one's ``nodes()``.
+        ticktime: a peer silent this many seconds is declared down.
+        start_method: ``'fork'`` (default on Linux), ``'forkserver'`` or ``'spawn'``.
+
+    ``stop()`` ends every actor of the node: each is asked to exit (SIGTERM),
+    and any still alive after ``config.STOP_TIMEOUT`` seconds is SIGKILLed.
+    """
+
+    _lock = threading.Lock()
+    _running: Optional[Node] = None
+
+    def __init__(
+        self,
+        name: Optional[str] = None,
+        *,
+        cookie: Any = None,
+        longnames: bool = False,
+        hidden: bool = False,
+        ticktime: float = 60.0,
+        start_method: Optional[str] = None,
+    ) -> None:
+        self.name = LOCAL_NODE if name is None else full_name(name, longnames)
+        self.distributed = name is not None
+        self.longnames = longnames
+        self.hidden = hidden
+        if not ticktime > 0:
+            raise BadArg(f"`ticktime` must be positive, not {ticktime!r}")
+        self.ticktime = float(ticktime)
+        method = start_method or config.start_method() or _procs.default_start_method()
+        if method not in _procs.START_METHODS:
+            raise BadArg(f"`start_method` must be one of {', '.join(_procs.START_METHODS)}, not {method!r}")
+        self.start_method = method
+        self._cookie_arg = cookie
+        self.kernel: Optional[Kernel] = None
+        self._old_title: Optional[str] = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> Node:
+        """Start the node in the calling process; returns ``self``."""
+        with Node._lock:
+            if Node._running is not None or primitives._current is not None:
+                running = Node._running.name if Node._running else "an actor"
+                raise NodeError(f"this process already runs {running}: one node per process")
+            _raise_fd_limit()
+            creation = random.randint(1, 2**32 - 1)
+            kernel = Kernel(self.name, creation, self.start_method, make_pipe())
+            kernel.start()
+            self.kernel = kernel
+            if self.distributed:
+                try:
+                    from . import dist
+                except ImportError:  # pragma: no cover - distribution not built in
+                    dist = None  # type: ignore[assignment]
+                if dist is not None:
+                    try:
+                        dist.start(self, kernel)
+                    except BaseException:
+                        kernel.stop()
+                        self.kernel = None
+                        raise
+            primitives._set_current(_NodeMain(kernel))
+            Node._running = self
+            self._set_title()
+            atexit.register(self.stop)
+        return self
+
+    def stop(self) -> None:
+        """End every actor of this node and the node itself (idempotent)."""
+        with Node._lock:
+            kernel, self.kernel = self.kernel, None
+            if kernel is None:
+                return
+            kernel.stop()
+            primitives._set_current(None)
+            Node._running = None
+            self._restore_title()
+            atexit.unregister(self.stop)
+
+    def __enter__(self) -> Node:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> Pid:
+        """The pid of the node's main process."""
+        if self.kernel is None:
+            raise NodeError(f"node {self.name} is not running")
+        return self.kernel.main_pid
+
+    @property
+    def alive(self) -> bool:
+        """True between ``start()`` and ``stop()``."""
+        return self.kernel is not None
+
+    def __repr__(self) -> str:
+        state = "running" if self.kernel else "stopped"
+        return f"<Node {self.name} {state}>"
+
+    # -- process title -----------------------------------------------------
+    def _set_title(self) -> None:
+        try:
+            import setproctitle
+
+            self._old_title = setproctitle.getproctitle()
+            setproctitle.setproctitle(f"mpactors node {self.name}")
+        except ImportError:  # pragma: no cover
+            pass
+
+    def _restore_title(self) -> None:
+        if self._old_title is not None:
+            import setproctitle
+
+            setproctitle.setproctitle(self._old_title)
+            self._old_title = None
+
+
+def _raise_fd_limit() -> None:
+    """Every actor costs the node a few descriptors: use the hard limit."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):  # pragma: no cover
+        pass
+
+

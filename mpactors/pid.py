@@ -1,0 +1,121 @@
+"""Process identifiers and references: frozen, hashable, picklable values.
+
+A :class:`Pid` names one actor anywhere in the cluster: the node's name, a
+number unique within that node's incarnation, and the node's *creation*, so a
+pid of an earlier incarnation of a node never matches a process of the new one.
+Its text form is ``<node.id.serial>``, e.g. ``<a@host.5.0>``; :func:`parse_pid`
+reads it back (the CLI uses it).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from .errors import BadArg
+
+__all__ = ["Pid", "Ref", "parse_pid"]
+
+
+class Pid:
+    """An actor's identity: ``Pid(node, id, serial, creation)``."""
+
+    __slots__ = ("node", "id", "serial", "creation", "_hash")
+
+    node: str
+    id: int
+    serial: int
+    creation: int
+
+    def __init__(self, node: str, id: int, serial: int = 0, creation: int = 0) -> None:
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "serial", serial)
+        object.__setattr__(self, "creation", creation)
+        object.__setattr__(self, "_hash", hash((node, id, serial, creation)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Pid is immutable")
+
+    def __reduce__(self) -> tuple:
+        return (Pid, (self.node, self.id, self.serial, self.creation))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is Pid
+            and self._hash == other._hash  # type: ignore[union-attr]
+            and self.id == other.id  # type: ignore[union-attr]
+            and self.node == other.node  # type: ignore[union-attr]
+            and self.creation == other.creation  # type: ignore[union-attr]
+            and self.serial == other.serial  # type: ignore[union-attr]
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __lt__(self, other: Pid) -> bool:
+        return (self.node, self.id, self.serial) < (other.node, other.id, other.serial)
+
+    def __str__(self) -> str:
+        return f"<{self.node}.{self.id}.{self.serial}>"
+
+    def __repr__(self) -> str:
+        return f"Pid({str(self)})"
+
+
+_PID_RE = re.compile(r"^<(?P<node>[^<>\s]+)\.(?P<id>\d+)\.(?P<serial>\d+)>$")
+
+
+def parse_pid(text: str, creation: int = 0) -> Pid:
+    """Read a pid from its text form ``<node.id.serial>``.
+
+    Raises:
+        BadArg: ``text`` is not a pid's text form.
+    """
+    m = _PID_RE.match(text.strip())
+    if m is None:
+        raise BadArg(f"not a pid: {text!r} (expected the form '<node@host.5.0>')")
+    return Pid(m["node"], int(m["id"]), int(m["serial"]), creation)
+
+
+_ref_counter = itertools.count(1)
+
+
+class Ref:
+    """A unique reference (monitors, calls): ``Ref(node, creation, n)``."""
+
+    __slots__ = ("node", "creation", "n")
+
+    node: str
+    creation: int
+    n: int
+
+    def __init__(self, node: str, creation: int, n: int) -> None:
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "creation", creation)
+        object.__setattr__(self, "n", n)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Ref is immutable")
+
+    @classmethod
+    def make(cls, node: str, creation: int, salt: int) -> Ref:
+        """A new reference, unique on this node incarnation (``salt`` is the OS pid)."""
+        return cls(node, creation, (salt << 40) | next(_ref_counter))
+
+    def __reduce__(self) -> tuple:
+        return (Ref, (self.node, self.creation, self.n))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is Ref
+            and self.n == other.n  # type: ignore[union-attr]
+            and self.node == other.node  # type: ignore[union-attr]
+            and self.creation == other.creation  # type: ignore[union-attr]
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.node, self.creation, self.n))
+
+    def __repr__(self) -> str:
+        return f"#Ref<{self.node}.{self.n}>"

@@ -1,0 +1,74 @@
+"""Fixtures shared by every test.
+
+* ``_no_leftover_processes`` (autouse): proves with psutil that no process a
+  test started outlives it (its descendants are checked after the test; any
+  still alive after a grace period are killed and the test fails).
+* ``epmd_port``: a private port mapper port per test (``MPACTORS_EPMD_PORT``).
+* ``mpactors_home``: a private ``MPACTORS_HOME`` per test.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterator, List
+
+import psutil
+import pytest
+
+from support import free_port
+
+
+def _descendants() -> List[psutil.Process]:
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.NoSuchProcess:  # pragma: no cover
+        return []
+
+
+def _alive(procs: List[psutil.Process]) -> List[psutil.Process]:
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    before = {p.pid for p in _descendants()}
+    tracked: dict = {}
+    yield
+    # Port mappers started detached by a test are reparented away from us, so
+    # tests that start them record them with `request.node.mpactors_pids`.
+    extra = [psutil.Process(pid) for pid in getattr(request.node, "mpactors_pids", []) if psutil.pid_exists(pid)]
+    leftovers = [p for p in _descendants() if p.pid not in before] + extra
+    deadline = time.monotonic() + 3.0
+    while _alive(leftovers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    survivors = _alive(leftovers)
+    for p in survivors:
+        tracked[p.pid] = " ".join(p.cmdline()) if p.is_running() else "?"
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(survivors, timeout=3)
+    if survivors:
+        pytest.fail(f"processes outlived the test: {tracked}")
+
+
+@pytest.fixture
+def epmd_port(monkeypatch: pytest.MonkeyPatch) -> int:
+    port = free_port()
+    monkeypatch.setenv("MPACTORS_EPMD_PORT", str(port))
+    return port
+
+
+@pytest.fixture
+def mpactors_home(tmp_path: "os.PathLike[str]", monkeypatch: pytest.MonkeyPatch) -> str:
+    home = os.path.join(str(tmp_path), "mpactors-home")
+    monkeypatch.setenv("MPACTORS_HOME", home)
+    return home

@@ -1,0 +1,62 @@
+"""Shared test helpers: timeouts scaled by the environment, condition waits,
+subprocess runners. No bare sleeps: wait for a condition with a deadline.
+
+If a test using SHORT_TIMEOUT starts to fail randomly on a slow machine, use
+LONG_TIMEOUT instead (or raise MPACTORS_TEST_TIMEOUT_SCALE).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, Callable, List, Optional
+
+_SCALE = float(os.environ.get("MPACTORS_TEST_TIMEOUT_SCALE", "1"))
+SHORT_TIMEOUT = 5.0 * _SCALE
+LONG_TIMEOUT = 30.0 * _SCALE
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float = SHORT_TIMEOUT, interval: float = 0.01, what: str = ""
+) -> Any:
+    """Poll ``condition`` until it returns a true value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition!r}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def python_c(code: str, *args: str, env: Optional[dict] = None, **kw: Any) -> subprocess.Popen:
+    """Start ``python -c code`` as a subprocess (caller must kill and wait it)."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=full_env, **kw)
+
+
+def pid_alive(os_pid: int) -> bool:
+    """True while ``os_pid`` exists and is not a zombie."""
+    import psutil
+
+    try:
+        return psutil.Process(os_pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def all_gone(os_pids: List[int]) -> bool:
+    """True when none of ``os_pids`` is alive."""
+    return not any(pid_alive(p) for p in os_pids)
