@@ -8,10 +8,13 @@ anything is sent.
 """
 from __future__ import annotations
 
+import io
 import pickle
+import types
 from typing import Any
 
 import dill
+from dill._dill import _import_module
 
 from .errors import BadArg
 
@@ -24,13 +27,40 @@ MAX_MESSAGE = 256 * 1024 * 1024
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
+class _DillPickler(dill.Pickler):  # type: ignore[misc]
+    """dill, but modules other than ``__main__`` go by reference.
+
+    dill pickles any module outside the standard library and site-packages by
+    value (its whole ``__dict__``), so a closure that mentions ``mpactors`` -
+    installed in development mode - would drag the node's kernel along.
+    """
+
+    dispatch = dill.Pickler.dispatch.copy()
+
+
+def _save_module(pickler: Any, obj: types.ModuleType) -> None:
+    if obj.__name__ in ("__main__", "__mp_main__") or getattr(obj, "__file__", None) is None:
+        dill.Pickler.dispatch[types.ModuleType](pickler, obj)
+    else:
+        pickler.save_reduce(_import_module, (obj.__name__,), obj=obj)
+
+
+_DillPickler.dispatch[types.ModuleType] = _save_module
+
+
+def _dill_dumps(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    _DillPickler(buf, _PROTOCOL, recurse=True).dump(obj)
+    return buf.getvalue()
+
+
 def dumps(obj: Any) -> bytes:
     """Serialize ``obj``; raise :class:`BadArg` naming what cannot be pickled."""
     try:
         return pickle.dumps(obj, _PROTOCOL)
     except Exception as first:  # noqa: BLE001 - pickle raises many types here
         try:
-            return dill.dumps(obj, _PROTOCOL, recurse=True)  # type: ignore[no-any-return]
+            return _dill_dumps(obj)
         except Exception as exc:  # noqa: BLE001
             raise BadArg(
                 f"cannot pickle {type(obj).__name__} value {_short(obj)}: {exc or first}"

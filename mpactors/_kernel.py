@@ -122,6 +122,7 @@ class Kernel:
         self.thread: Optional[threading.Thread] = None
         self._stopping = False
         self._stopped = threading.Event()
+        self._reply_to: Reply = ("fn", _log_failure("?", Pid(node_name, 0)))
         r, w = main_mailbox_fds
         self.private_fds.add(r)
         self.main_pid = Pid(node_name, 0, 0, creation)
@@ -710,6 +711,38 @@ class Kernel:
             "message_queue_len": None,
             "started": rec.started,
         }
+
+    # -- distribution ------------------------------------------------------
+    def op_nodes(self, caller: Pid) -> List[str]:
+        return self.dist.visible_nodes() if self.dist is not None else []
+
+    def op_ping(self, caller: Pid, node: str) -> Any:
+        if not isinstance(node, str) or "@" not in node:
+            raise BadArg(f"not a node name: {node!r} (expected 'name@host')")
+        if self.dist is None:
+            return "pong" if node == self.node_name else "pang"
+        return self.dist.ping(node, self._reply_to)
+
+    def op_disconnect_node(self, caller: Pid, node: str) -> bool:
+        return self.dist.disconnect(node) if self.dist is not None else False
+
+    def op_get_cookie(self, caller: Pid, node: Optional[str] = None) -> Optional[bytes]:
+        if self.dist is None:
+            return None
+        cookie = self.dist.node_cookies.get(node, self.dist.cookie) if node else self.dist.cookie
+        return bytes(cookie)
+
+    def op_set_cookie(self, caller: Pid, cookie: Any, node: Optional[str] = None) -> bool:
+        from .cookie import resolve_cookie
+
+        if self.dist is None:
+            raise NodeError(f"node {self.node_name} is not distributed: it has no cookie")
+        value = resolve_cookie(bytes(cookie) if isinstance(cookie, (bytes, bytearray)) else str(cookie))
+        if node:
+            self.dist.node_cookies[node] = value
+        else:
+            self.dist.cookie = value
+        return True
 
     # -- node monitoring (the distribution layer raises the events) --------
     def op_monitor_node(self, caller: Pid, node: str, flag: bool) -> bool:

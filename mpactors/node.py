@@ -135,22 +135,18 @@ class Node:
                 running = Node._running.name if Node._running else "an actor"
                 raise NodeError(f"this process already runs {running}: one node per process")
             _raise_fd_limit()
+            distribution = None
             creation = random.randint(1, 2**32 - 1)
+            if self.distributed:
+                from .dist import Distribution
+
+                distribution = Distribution(self)
+                creation = distribution.creation
             kernel = Kernel(self.name, creation, self.start_method, make_pipe())
+            if distribution is not None:
+                distribution.start(kernel)
             kernel.start()
             self.kernel = kernel
-            if self.distributed:
-                try:
-                    from . import dist
-                except ImportError:  # pragma: no cover - distribution not built in
-                    dist = None  # type: ignore[assignment]
-                if dist is not None:
-                    try:
-                        dist.start(self, kernel)
-                    except BaseException:
-                        kernel.stop()
-                        self.kernel = None
-                        raise
             primitives._set_current(_NodeMain(kernel))
             Node._running = self
             self._set_title()

@@ -272,9 +272,16 @@ def monitor_nodes(flag: bool = True) -> None:
     _proc().call("monitor_nodes", flag)
 
 
-def get_cookie() -> Any:
-    """This node's cookie (a :class:`~mpactors.cookie.Cookie`: its repr hides the value)."""
-    return _proc().call("get_cookie")
+def get_cookie(node: Optional[str] = None) -> Any:
+    """This node's cookie (or the one used towards ``node``), None when not distributed.
+
+    It is a :class:`~mpactors.cookie.Cookie`: its repr hides the value and it
+    refuses to be pickled; ``bytes(cookie)`` gives the value.
+    """
+    from .cookie import Cookie
+
+    value = _proc().call("get_cookie", node)
+    return None if value is None else Cookie(value)
 
 
 def set_cookie(cookie: Any, node: Optional[str] = None) -> None:

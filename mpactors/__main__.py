@@ -1,0 +1,5 @@
+"""``python -m mpactors`` is the ``mpactors`` command."""
+from .cli import main
+
+if __name__ == "__main__":
+    main()
