@@ -65,7 +65,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY", "BadArg", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal",
     "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NotAlive", "Pid",
-    "ProcessExit", "Ref", "RemoteError", "Timeout", "__version__", "demonitor",
+    "ProcessExit", "Ref", "RemoteError", "Timeout", "__version__", "demonitor", "rpc",
     "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
     "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
     "process_info", "processes", "receive", "register", "registered", "self", "send",
@@ -74,3 +74,5 @@ __all__ = [
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+from . import rpc as rpc  # noqa: E402 - needs the names above

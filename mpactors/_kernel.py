@@ -410,7 +410,10 @@ class Kernel:
                 self.dist.exit_signal(pid, other, reason, link=True)
         watchers, rec.monitored_by = rec.monitored_by, {}
         for ref, watcher in watchers.items():
-            self.deliver(watcher, Down(ref, pid, reason))
+            if watcher.node == self.node_name:
+                self.monitor_fired(ref, pid, reason, watcher)
+            elif self.dist is not None:
+                self.dist.down(ref, pid, reason, watcher)
         held, rec.monitors = rec.monitors, {}
         for ref, target in held.items():
             self._drop_monitor(ref, target)
@@ -419,6 +422,16 @@ class Kernel:
         self.nodes_watchers.discard(pid)
         if self.dist is not None:
             self.dist.process_died(pid)
+
+    def monitor_fired(self, ref: Ref, target: Any, reason: Any, watcher: Pid) -> None:
+        """Deliver ``Down`` to a local watcher that still holds ``ref``.
+
+        A watcher that demonitored meanwhile gets nothing, so
+        ``demonitor(ref, flush=True)`` is final even for a remote target.
+        """
+        wrec = self.local_rec(watcher)
+        if wrec is not None and wrec.monitors.pop(ref, None) is not None:
+            wrec.writer.put(_codec.dumps(Down(ref, target, reason)), 0)
 
     def _signal(self, frm: Pid, to: Pid, reason: Any, link: bool) -> None:
         """Deliver an exit signal from ``frm`` to the local process ``to``.

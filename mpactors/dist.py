@@ -558,14 +558,25 @@ class Distribution:
         if isinstance(target, str):
             pid = kernel.names.get(target)
             if pid is None:
-                kernel.deliver(watcher, Down(ref, (target, self.name), "noproc"))
+                peer.ctrl("down", ref, (target, self.name), _codec.dumps("noproc"), watcher)
                 return
             target = pid
         rec = kernel.local_rec(target)
         if rec is None:
-            kernel.deliver(watcher, Down(ref, target, "noproc"))
+            peer.ctrl("down", ref, target, _codec.dumps("noproc"), watcher)
         else:
             rec.monitored_by[ref] = watcher
+
+    def _ctrl_down(self, peer: Peer, ref: Ref, target: Any, reason: bytes, watcher: Pid) -> None:
+        self.kernel.monitor_fired(ref, target, _codec.loads(reason), watcher)
+
+    def down(self, ref: Ref, target: Pid, reason: Any, watcher: Pid) -> None:
+        """Tell a remote watcher that ``target`` ended (kernel thread)."""
+        try:
+            data = _codec.dumps(reason)
+        except BadArg:
+            data = _codec.dumps(repr(reason))
+        self._ctrl_to(watcher.node, "down", ref, target, data, watcher)
 
     def _ctrl_demonitor(self, peer: Peer, ref: Ref, target: Any) -> None:
         rec = self.kernel.local_rec(target) if isinstance(target, Pid) else None

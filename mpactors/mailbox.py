@@ -42,6 +42,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import _codec
 from .errors import ProcessExit, Timeout
+from .messages import AliasReply
 from .pattern import compile_pattern
 
 __all__ = ["Mailbox", "MailboxWriter", "make_pipe", "flush_all", "SYSTEM_EXIT"]
@@ -253,6 +254,8 @@ class Mailbox:
         self._partial: Dict[int, List[bytes]] = {}
         self.waiting = False
         self._exit: Optional[ProcessExit] = None
+        #: Active aliases: an ``AliasReply`` for any other ref is dropped on arrival.
+        self.aliases: "set[Any]" = set()
 
     # -- reading -----------------------------------------------------------
     def _drain(self) -> bool:
@@ -305,7 +308,17 @@ class Mailbox:
             if isinstance(msg, tuple) and msg and msg[0] == SYSTEM_EXIT:
                 self._exit = ProcessExit(msg[1])
             return
+        if type(msg) is AliasReply and msg.ref not in self.aliases:
+            return  # its caller stopped waiting: drop it, as Erlang drops to a dead alias
         self.queue.append(msg)
+
+    def deactivate_alias(self, ref: Any) -> None:
+        """Stop accepting replies for ``ref`` and drop any already queued."""
+        with self.lock:
+            self.aliases.discard(ref)
+            self._drain()
+            for msg in [m for m in self.queue if type(m) is AliasReply and m.ref == ref]:
+                self.queue.remove(msg)
 
     # -- the API -----------------------------------------------------------
     def receive(self, match: Any = None, timeout: Optional[float] = None) -> Any:

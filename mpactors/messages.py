@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Tuple
 
 from .pid import Pid, Ref
 
-__all__ = ["ExitSignal", "Down", "NodeUp", "NodeDown", "Crash"]
+__all__ = ["ExitSignal", "Down", "NodeUp", "NodeDown", "Crash", "AliasReply"]
 
 
 class _Value:
@@ -89,3 +89,16 @@ class Crash(_Value):
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.message else self.type
+
+
+class AliasReply(_Value):
+    """A reply addressed to an alias ``ref`` (internal; ``rpc.call`` uses it).
+
+    The receiving mailbox keeps it only while the alias is active, so a reply
+    that arrives after its caller gave up never lands in the mailbox
+    (Erlang's process aliases).
+    """
+
+    __slots__ = ("ref", "value")
+    ref: Ref
+    value: Any

@@ -1,0 +1,119 @@
+"""Remote procedure calls: run a function on a node and get its result.
+
+``rpc.call`` spawns a short-lived actor on the target node that runs the
+function and sends the outcome back to an *alias* of the caller (a reference
+the caller's mailbox accepts only while it waits), and monitors it, so that:
+
+* a remote exception raises :class:`~mpactors.RemoteError` with the remote
+  traceback text;
+* an unreachable node raises :class:`~mpactors.NodeError`, a timeout raises
+  :class:`~mpactors.Timeout`, and the worker dying raises ``RemoteError``;
+* a reply that arrives after the caller gave up never lands in its mailbox.
+
+``fn`` may be a callable (pickled, dill for lambdas and closures) or a
+``'module:function'`` string resolved on the target node.
+"""
+from __future__ import annotations
+
+import importlib
+import traceback
+from typing import Any, Callable, Union
+
+from . import primitives
+from .errors import BadArg, NodeError, RemoteError, Timeout
+from .messages import AliasReply, Down
+from .pid import Pid, Ref
+
+__all__ = ["call", "cast"]
+
+Target = Union[Callable[..., Any], str]
+
+
+def _resolve(fn: Target) -> Callable[..., Any]:
+    if callable(fn):
+        return fn
+    if isinstance(fn, str) and ":" in fn:
+        module, _, name = fn.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        if not callable(obj):
+            raise BadArg(f"{fn!r} is not callable")
+        return obj  # type: ignore[no-any-return]
+    raise BadArg(f"expected a callable or 'module:function', not {fn!r}")
+
+
+def _run(caller: Pid, ref: Ref, fn: Target, args: tuple, kwargs: dict) -> None:
+    """Actor body on the target node: run ``fn`` and reply to the caller's alias."""
+    try:
+        outcome: Any = (True, _resolve(fn)(*args, **kwargs))
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
+        outcome = (False, (type(exc).__name__, str(exc), traceback.format_exc()))
+    try:
+        primitives.send(caller, AliasReply(ref, outcome))
+    except BadArg as exc:
+        primitives.send(caller, AliasReply(ref, (False, ("BadArg", f"the result cannot be pickled: {exc}", ""))))
+
+
+def _run_cast(fn: Target, args: tuple, kwargs: dict) -> None:
+    _resolve(fn)(*args, **kwargs)
+
+
+def _name(fn: Target) -> str:
+    return fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn))
+
+
+def call(node: str, fn: Target, *args: Any, timeout: Union[float, None] = None, **kwargs: Any) -> Any:
+    """Run ``fn(*args, **kwargs)`` on ``node`` and return its result.
+
+    Args:
+        node: the node's full name (``'a@host'``); the caller's own node works too.
+        fn: a callable, or ``'module:function'`` imported on ``node``.
+        timeout: seconds to wait for the result; None waits as long as it takes.
+
+    Raises:
+        RemoteError: ``fn`` raised on ``node`` (``type_name`` and
+            ``remote_traceback`` say what), or the process running it died.
+        NodeError: ``node`` cannot be reached, or went down during the call.
+        Timeout: no result within ``timeout`` seconds (a late result is dropped).
+    """
+    if timeout is not None and timeout < 0:
+        raise BadArg(f"`timeout` must be non-negative or None, not {timeout!r}")
+    proc = primitives._proc()
+    ref = proc.make_ref()
+    mailbox = proc.mailbox
+    mailbox.aliases.add(ref)
+    try:
+        try:
+            pid, mref = primitives.spawn_monitor(_run, proc.pid, ref, fn, args, kwargs, node=node)
+        except NodeError as exc:
+            raise NodeError(f"rpc.call of {_name(fn)} on {node}: {exc}") from None
+        try:
+            msg = primitives.receive(
+                lambda m: (type(m) is AliasReply and m.ref == ref) or (type(m) is Down and m.ref == mref), timeout
+            )
+        except Timeout:
+            primitives.demonitor(mref, flush=True)
+            primitives.exit(pid, "kill")
+            raise Timeout(f"rpc.call of {_name(fn)} on {node}: no result within timeout={timeout!r}s") from None
+        if type(msg) is Down:
+            if msg.reason == "noconnection":
+                raise NodeError(f"rpc.call of {_name(fn)} on {node}: the node went down")
+            raise RemoteError(f"rpc.call of {_name(fn)} on {node}: the worker exited with {msg.reason!r}")
+        primitives.demonitor(mref, flush=True)
+        ok, value = msg.value
+        if ok:
+            return value
+        type_name, text, tb = value
+        raise RemoteError(f"{type_name}: {text} (in {_name(fn)} on {node})", type_name, tb)
+    finally:
+        mailbox.deactivate_alias(ref)
+
+
+def cast(node: str, fn: Target, *args: Any, **kwargs: Any) -> None:
+    """Run ``fn(*args, **kwargs)`` on ``node`` without waiting for it.
+
+    Raises:
+        NodeError: ``node`` cannot be reached.
+    """
+    primitives.spawn(_run_cast, fn, args, kwargs, node=node)
