@@ -26,6 +26,7 @@ from .messages import Down as Down
 from .messages import ExitSignal as ExitSignal
 from .messages import NodeDown as NodeDown
 from .messages import NodeUp as NodeUp
+from .messages import Trace as Trace
 from .node import Node as Node
 from .pattern import ANY as ANY
 from .pid import Pid as Pid
@@ -65,7 +66,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY", "BadArg", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal",
     "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NotAlive", "Pid",
-    "ProcessExit", "Ref", "RemoteError", "Timeout", "__version__", "demonitor", "rpc",
+    "ProcessExit", "Ref", "RemoteError", "Timeout", "Trace", "__version__", "demonitor", "introspect", "rpc",
     "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
     "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
     "process_info", "processes", "receive", "register", "registered", "self", "send",
@@ -76,3 +77,4 @@ __all__ = [
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 from . import rpc as rpc  # noqa: E402 - needs the names above
+from . import introspect as introspect  # noqa: E402

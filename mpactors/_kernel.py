@@ -725,6 +725,31 @@ class Kernel:
             "started": rec.started,
         }
 
+    def op_trace(self, caller: Pid, pid: Pid, flag: bool, tracer: Optional[Pid] = None) -> bool:
+        _check_pid(pid)
+        tracer = caller if tracer is None else tracer
+        if pid.node != self.node_name:
+            if self.dist is None:
+                raise NodeError(f"cannot trace {pid}: node {self.node_name} is not distributed")
+            self.dist.trace(pid, flag, tracer)
+            return True
+        rec = self.local_rec(pid)
+        if rec is None:
+            raise BadArg(f"cannot trace {pid}: no such process")
+        if rec.ctl is None:
+            raise BadArg("the node's main process cannot be traced")
+        rec.ctl.send(("trace", tracer if flag else None))
+        return True
+
+    def op_halt(self, caller: Pid) -> bool:
+        """Stop this node from inside (``mpactors stop``): the node's halt handler runs."""
+        self.timer(0.05, self.on_halt)
+        return True
+
+    def on_halt(self) -> None:
+        """Replaced by the node; by default the node process gets SIGTERM."""
+        os.kill(os.getpid(), signal.SIGTERM)
+
     # -- distribution ------------------------------------------------------
     def op_nodes(self, caller: Pid) -> List[str]:
         return self.dist.visible_nodes() if self.dist is not None else []

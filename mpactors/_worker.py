@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Optional
 from . import _codec, primitives
 from .errors import BadArg, ProcessExit
 from .mailbox import Mailbox, MailboxWriter, flush_all
-from .messages import Crash
+from .messages import Crash, Trace
 from ._util import Slot
 from .pid import Pid, Ref
 
@@ -148,6 +148,7 @@ class ActorProc:
         self._writers_lock = threading.Lock()
         self.trapping = False
         self.registered_name: Optional[str] = None
+        self.tracer: Optional[Pid] = None
 
     # -- control connection ------------------------------------------------
     def start_control(self) -> None:
@@ -171,6 +172,8 @@ class ActorProc:
                     self._ctl_send(("info_reply", msg[1], self._local_info()))
                 elif kind == "title":
                     _set_title(msg[1])
+                elif kind == "trace":
+                    self.set_tracer(msg[1])
         except (EOFError, OSError):
             pass
         # The node is gone: an actor never outlives its node.
@@ -227,6 +230,28 @@ class ActorProc:
             self._ctl_send(("exit", data))
         except OSError:
             pass
+
+    # -- tracing -----------------------------------------------------------
+    def set_tracer(self, tracer: Optional[Pid]) -> None:
+        """Report every message sent and received to ``tracer`` (None: stop)."""
+        self.tracer = tracer
+        self.mailbox.on_arrival = None if tracer is None else self._trace_arrival
+
+    def _trace_arrival(self, msg: Any) -> None:
+        self.trace("receive", msg, None)
+
+    def trace(self, event: str, msg: Any, peer: Any) -> None:
+        tracer = self.tracer
+        if tracer is None:
+            return
+        try:
+            payload = _codec.dumps(Trace(self.pid, event, msg, peer))
+        except BadArg:
+            payload = _codec.dumps(Trace(self.pid, event, repr(msg), peer))
+        if tracer.node == self.node_name:
+            self.send_local(tracer, payload)
+        else:
+            self.send_remote(tracer, payload)
 
     # -- primitives --------------------------------------------------------
     def send_local(self, dest: Pid, payload: bytes) -> None:

@@ -578,6 +578,12 @@ class Distribution:
             data = _codec.dumps(repr(reason))
         self._ctrl_to(watcher.node, "down", ref, target, data, watcher)
 
+    def _ctrl_trace(self, peer: Peer, pid: Pid, flag: bool, tracer: Pid) -> None:
+        self.kernel.request(tracer, "trace", (pid, flag, tracer), ("fn", lambda ok, v: None))
+
+    def trace(self, pid: Pid, flag: bool, tracer: Pid) -> None:
+        self._ctrl_to(pid.node, "trace", pid, flag, tracer)
+
     def _ctrl_demonitor(self, peer: Peer, ref: Ref, target: Any) -> None:
         rec = self.kernel.local_rec(target) if isinstance(target, Pid) else None
         if rec is not None:

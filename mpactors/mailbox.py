@@ -256,6 +256,8 @@ class Mailbox:
         self._exit: Optional[ProcessExit] = None
         #: Active aliases: an ``AliasReply`` for any other ref is dropped on arrival.
         self.aliases: "set[Any]" = set()
+        #: Called with each message as it arrives (tracing), or None.
+        self.on_arrival: Optional[Callable[[Any], None]] = None
 
     # -- reading -----------------------------------------------------------
     def _drain(self) -> bool:
@@ -311,6 +313,8 @@ class Mailbox:
         if type(msg) is AliasReply and msg.ref not in self.aliases:
             return  # its caller stopped waiting: drop it, as Erlang drops to a dead alias
         self.queue.append(msg)
+        if self.on_arrival is not None:
+            self.on_arrival(msg)
 
     def deactivate_alias(self, ref: Any) -> None:
         """Stop accepting replies for ``ref`` and drop any already queued."""

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Tuple
 
 from .pid import Pid, Ref
 
-__all__ = ["ExitSignal", "Down", "NodeUp", "NodeDown", "Crash", "AliasReply"]
+__all__ = ["ExitSignal", "Down", "NodeUp", "NodeDown", "Crash", "Trace", "AliasReply"]
 
 
 class _Value:
@@ -102,3 +102,18 @@ class AliasReply(_Value):
     __slots__ = ("ref", "value")
     ref: Ref
     value: Any
+
+
+class Trace(_Value):
+    """``Trace(pid, event, message, peer)``: a traced process sent or received a message.
+
+    ``event`` is ``'send'`` (``peer`` is the destination) or ``'receive'``
+    (the message arrived in ``pid``'s mailbox; ``peer`` is None). Sent to the
+    tracer given to :func:`mpactors.introspect.trace`.
+    """
+
+    __slots__ = ("pid", "event", "message", "peer")
+    pid: Pid
+    event: str
+    message: Any
+    peer: Any

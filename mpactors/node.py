@@ -62,6 +62,10 @@ class _NodeMain:
         self.creation = kernel.creation
         self.mailbox = kernel.main_mailbox
         self.trapping = False
+        self.tracer: Optional[Pid] = None  # the main process is not traced
+
+    def trace(self, event: str, msg: Any, peer: Any) -> None:
+        pass
 
     def call(self, op: str, *args: Any) -> Any:
         return self.kernel.local_request(self.pid, op, *args)

@@ -69,6 +69,8 @@ def send(dest: Any, msg: Any) -> Any:
     A message to a dead pid is dropped silently, as in Erlang.
     """
     proc = _proc()
+    if proc.tracer is not None:
+        proc.trace("send", msg, dest)
     if type(dest) is Pid:
         payload = _codec.dumps(msg)
         if dest.node == proc.node_name:

@@ -1,0 +1,59 @@
+"""Interrogating running nodes: process tables for ``ps``, tracing.
+
+Everything here works from any process of a node (actor, main process, or a
+hidden CLI node) and for local or remote pids.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from . import primitives
+from .pid import Pid
+
+__all__ = ["rows", "trace", "node_rows", "halt", "node_info"]
+
+
+def rows() -> List[Dict[str, Any]]:
+    """``process_info`` of every actor of the calling process's node (for ``mpactors ps``)."""
+    out = []
+    for pid in primitives.processes():
+        info = primitives.process_info(pid)
+        if info is not None:
+            out.append(info)
+    return out
+
+
+def node_rows(node: str, *, timeout: float = 10.0) -> List[Dict[str, Any]]:
+    """:func:`rows` of ``node``, fetched with ``rpc.call``."""
+    from . import rpc
+
+    return rpc.call(node, "mpactors.introspect:rows", timeout=timeout)  # type: ignore[no-any-return]
+
+
+def node_info() -> Dict[str, Any]:
+    """A summary of the calling process's node: name, OS pid, peers, actor count."""
+    import os
+
+    return {
+        "node": primitives.node(),
+        "os_pid": os.getppid() if not getattr(primitives._proc(), "is_node_main", False) else os.getpid(),
+        "nodes": primitives.nodes(),
+        "actors": len(primitives.processes()),
+        "registered": primitives.registered(),
+    }
+
+
+def trace(pid: Pid, flag: bool = True, tracer: Optional[Pid] = None) -> None:
+    """Send ``Trace`` messages for every message ``pid`` sends or receives to ``tracer``.
+
+    Args:
+        pid: the traced actor (local or remote).
+        flag: False stops tracing.
+        tracer: who gets the ``Trace`` messages (default: the caller).
+    """
+    primitives._proc().call("trace", pid, flag, tracer)
+
+
+def halt() -> None:
+    """Stop the calling process's node (and all its actors), as ``init:stop()`` does."""
+    primitives._proc().call("halt")
