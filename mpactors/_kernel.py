@@ -168,10 +168,10 @@ class Kernel:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                self._step()
-        except BaseException:  # pragma: no cover - a kernel bug: be loud
-            log.exception("kernel of %s crashed", self.node_name)
-            raise
+                try:
+                    self._step()
+                except Exception:  # pragma: no cover - a kernel bug: be loud, keep serving
+                    log.exception("kernel of %s: error in its loop (continuing)", self.node_name)
         finally:
             self._stopped.set()
 
@@ -180,6 +180,8 @@ class Kernel:
         if self._timers:
             timeout = max(0.0, self._timers[0][0] - time.monotonic())
         for key, _ in self.sel.select(timeout):
+            if self._stopping:
+                return  # _begin_stop handled the rest of this batch
             kind, rec = key.data
             if kind == "wake":
                 self._run_inbox()
@@ -366,7 +368,8 @@ class Kernel:
     # -- process exit ------------------------------------------------------
     def _on_exit(self, rec: ProcRec) -> None:
         proc = rec.proc
-        assert proc is not None
+        if proc is None or proc.exitcode is not None:
+            return  # already handled (the stop sequence reaps too)
         self.sel.unregister(proc.sentinel)
         self.private_fds.discard(proc.sentinel)
         self._read_ctl(rec)  # the exit report was written before the process ended

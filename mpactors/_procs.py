@@ -71,6 +71,10 @@ def start(method: str, target: Callable[[Any], None], boot: Any) -> ActorProcess
     if method == "fork":
         return _fork(target, boot)
     ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        # Children fork from the server with mpactors already imported, instead
+        # of importing it (and dill, psutil) one by one: ~10x faster spawns.
+        ctx.set_forkserver_preload(["mpactors._worker"])
     proc = ctx.Process(target=target, args=(boot,), daemon=False)
     proc.start()
     return ActorProcess(proc.pid, proc.sentinel, proc)  # type: ignore[arg-type]

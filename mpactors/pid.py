@@ -72,6 +72,8 @@ def parse_pid(text: str, creation: int = 0) -> Pid:
     Raises:
         BadArg: ``text`` is not a pid's text form.
     """
+    if not isinstance(text, str):
+        raise BadArg(f"not a pid: {text!r} (expected text like '<node@host.5.0>')")
     m = _PID_RE.match(text.strip())
     if m is None:
         raise BadArg(f"not a pid: {text!r} (expected the form '<node@host.5.0>')")
