@@ -27,6 +27,7 @@ from .messages import ExitSignal as ExitSignal
 from .messages import NodeDown as NodeDown
 from .messages import NodeUp as NodeUp
 from .messages import Trace as Trace
+from .genserver import GenServer as GenServer
 from .node import Node as Node
 from .pattern import ANY as ANY
 from .pid import Pid as Pid
@@ -60,17 +61,19 @@ from .primitives import trap_exit as trap_exit
 from .primitives import unlink as unlink
 from .primitives import unregister as unregister
 from .primitives import whereis as whereis
+from .supervisor import ChildSpec as ChildSpec
+from .supervisor import Supervisor as Supervisor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ANY", "BadArg", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal",
+    "ANY", "BadArg", "ChildSpec", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal", "GenServer",
     "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NotAlive", "Pid",
     "ProcessExit", "Ref", "RemoteError", "Timeout", "Trace", "__version__", "demonitor", "introspect", "rpc",
     "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
     "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
     "process_info", "processes", "receive", "register", "registered", "self", "send",
-    "set_cookie", "spawn", "spawn_link", "spawn_monitor", "trap_exit", "unlink",
+    "set_cookie", "spawn", "spawn_link", "spawn_monitor", "Supervisor", "trap_exit", "unlink",
     "unregister", "whereis",
 ]
 

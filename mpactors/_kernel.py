@@ -564,6 +564,17 @@ class Kernel:
 
     def op_monitor(self, caller: Pid, target: Any) -> Ref:
         ref = self.make_ref()
+        if isinstance(target, tuple) and len(target) == 2 and target[1] == self.node_name:
+            target = target[0]
+        if isinstance(target, tuple) and len(target) == 2 and all(isinstance(t, str) for t in target):
+            if self.dist is None:
+                self.deliver(caller, Down(ref, target, "noconnection"))
+                return ref
+            crec = self.local_rec(caller)
+            if crec is not None:
+                crec.monitors[ref] = target
+            self.dist.monitor(caller, target, ref)
+            return ref
         if isinstance(target, str):
             pid = self.names.get(target)
             if pid is None:

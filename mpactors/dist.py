@@ -63,6 +63,7 @@ _MAGIC = b"MPACTORS%d " % PROTOCOL_VERSION
 _CHALLENGE = b"#MPCHALLENGE#"
 _WELCOME = b"#WELCOME#"
 _FAILURE = b"#FAILURE#"
+_REFUSED = b"#REFUSED#"  # sent instead of a challenge: the peer cannot be served
 _NONCE = 32
 _MAX_PREAUTH = 256  # bytes read from an unauthenticated peer, per message
 _MAX_FRAME = _codec.MAX_MESSAGE + 64
@@ -87,6 +88,8 @@ def _deliver_challenge(conn: Connection, cookie: bytes) -> None:
 
 def _answer_challenge(conn: Connection, cookie: bytes) -> None:
     message = conn.recv_bytes(_MAX_PREAUTH)
+    if message.startswith(_REFUSED):
+        raise _Refused(message[len(_REFUSED):].decode("utf-8", "replace"))
     if not message.startswith(_CHALLENGE):
         raise _AuthFailed(f"expected a challenge, got {message[:20]!r}")
     conn.send_bytes(hmac.new(cookie, message[len(_CHALLENGE):], hashlib.sha256).digest())
@@ -96,6 +99,10 @@ def _answer_challenge(conn: Connection, cookie: bytes) -> None:
 
 class _AuthFailed(Exception):
     pass
+
+
+class _Refused(_AuthFailed):
+    """The acceptor refused us before authentication, saying why."""
 
 
 def _set_timeouts(conn: Connection, seconds: float) -> None:
@@ -279,7 +286,9 @@ class Distribution:
             if not intro.startswith(b"MPACTORS"):
                 raise _AuthFailed(f"not an mpactors node (sent {intro[:16]!r})")
             if not intro.startswith(_MAGIC):
-                raise _AuthFailed(f"protocol version mismatch ({intro.split(b' ')[0]!r}, we speak {_MAGIC!r})")
+                why = f"protocol version mismatch: peer speaks {intro.split(b' ')[0].decode(errors='replace')}, we speak {_MAGIC.decode().strip()}"
+                conn.send_bytes(_REFUSED + why.encode())
+                raise _AuthFailed(why)
             claimed = intro[len(_MAGIC):].decode("utf-8", "replace")
             cookie = self.node_cookies.get(claimed, self.cookie)
             _deliver_challenge(conn, cookie)
@@ -386,6 +395,9 @@ class Distribution:
             _deliver_challenge(conn, cookie)
             conn.send(("hello", self.name, self.creation, PROTOCOL_VERSION, self.hidden, self.ticktime))
             verdict = conn.recv()
+        except _Refused as exc:
+            conn.close()
+            raise NodeError(f"{name} refused the connection: {exc}") from None
         except (_AuthFailed, EOFError, OSError) as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None

@@ -153,6 +153,7 @@ class Node:
             self.kernel = kernel
             primitives._set_current(_NodeMain(kernel))
             Node._running = self
+            _default_logging()
             self._set_title()
             atexit.register(self.stop)
         return self
@@ -207,6 +208,22 @@ class Node:
 
             setproctitle.setproctitle(self._old_title)
             self._old_title = None
+
+
+def _default_logging() -> None:
+    """Crash reports and node-down warnings go to stderr unless logging is configured.
+
+    A library normally stays silent, but an actor that dies unseen is the
+    hardest thing to debug; as soon as the application configures logging
+    (any handler on the root logger), mpactors adds nothing.
+    """
+    logger = logging.getLogger("mpactors")
+    if logging.getLogger().handlers or any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("mpactors %(levelname)s [%(process)d] %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger.addHandler(handler)
 
 
 def _raise_fd_limit() -> None:

@@ -117,15 +117,22 @@ def flush() -> List[Any]:
     return _proc().mailbox.flush()  # type: ignore[no-any-return]
 
 
-def _spawn(fn: Callable[..., Any], args: tuple, kwargs: dict, node: Optional[str], link: bool, monitor: bool) -> Any:
+def _spawn(
+    fn: Callable[..., Any], args: tuple, kwargs: dict, node: Optional[str], link: bool, monitor: bool,
+    label: Optional[str] = None,
+) -> Any:
+    """Spawn; ``label`` names the actor in ``ps`` and ``process_info['current']``."""
     if not callable(fn):
         raise BadArg(f"spawn needs a callable, not {fn!r}")
+    if node is not None and not isinstance(node, str):
+        raise BadArg(f"`node` must be a node name like 'a@host', not {node!r}")
     payload = _codec.dumps((fn, args, kwargs))
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-    module = getattr(fn, "__module__", None)
-    if module and module not in ("__main__", "__mp_main__"):
-        name = f"{module}.{name}"
-    return _proc().call("spawn", payload, name, link, monitor, node)
+    if label is None:
+        label = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+        module = getattr(fn, "__module__", None)
+        if module and module not in ("__main__", "__mp_main__"):
+            label = f"{module}.{label}"
+    return _proc().call("spawn", payload, label, link, monitor, node)
 
 
 def spawn(fn: Callable[..., Any], *args: Any, node: Optional[str] = None, **kwargs: Any) -> Pid:

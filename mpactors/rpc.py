@@ -85,7 +85,9 @@ def call(node: str, fn: Target, *args: Any, timeout: Union[float, None] = None, 
     mailbox.aliases.add(ref)
     try:
         try:
-            pid, mref = primitives.spawn_monitor(_run, proc.pid, ref, fn, args, kwargs, node=node)
+            pid, mref = primitives._spawn(
+                _run, (proc.pid, ref, fn, args, kwargs), {}, node, False, True, label=f"rpc {_name(fn)}"
+            )
         except NodeError as exc:
             raise NodeError(f"rpc.call of {_name(fn)} on {node}: {exc}") from None
         try:
@@ -99,7 +101,7 @@ def call(node: str, fn: Target, *args: Any, timeout: Union[float, None] = None, 
         if type(msg) is Down:
             if msg.reason == "noconnection":
                 raise NodeError(f"rpc.call of {_name(fn)} on {node}: the node went down")
-            raise RemoteError(f"rpc.call of {_name(fn)} on {node}: the worker exited with {msg.reason!r}")
+            raise RemoteError(f"rpc.call of {_name(fn)} on {node}: the worker exited with {msg.reason}")
         primitives.demonitor(mref, flush=True)
         ok, value = msg.value
         if ok:
@@ -116,4 +118,4 @@ def cast(node: str, fn: Target, *args: Any, **kwargs: Any) -> None:
     Raises:
         NodeError: ``node`` cannot be reached.
     """
-    primitives.spawn(_run_cast, fn, args, kwargs, node=node)
+    primitives._spawn(_run_cast, (fn, args, kwargs), {}, node, False, False, label=f"rpc {_name(fn)}")

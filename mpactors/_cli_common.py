@@ -1,0 +1,197 @@
+"""Helpers shared by the ``mpactors`` commands (see :mod:`mpactors.cli`).
+
+The CLI talks to nodes as Erlang's tools do: it starts a temporary *hidden*
+node in its own process (``mpactors-cli-<OS pid>``), which connects only to the
+nodes a command names and is announced to no one, and stops it on the way out.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import socket
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from . import config, epmd, primitives, rpc
+from .errors import BadArg, EpmdError, NodeError
+from .node import Node
+from .pid import Pid, parse_pid
+
+__all__ = [
+    "CLI_NODE_PREFIX",
+    "hidden_node",
+    "full_node_name",
+    "is_local",
+    "local_names",
+    "registered_locally",
+    "resolve_pid",
+    "parse_literal",
+    "parse_args",
+    "format_table",
+    "human_bytes",
+    "spawn_named",
+    "log_file",
+]
+
+#: Hidden CLI nodes are called ``mpactors-cli-<OS pid>``; ``ps`` skips them.
+CLI_NODE_PREFIX = "mpactors-cli-"
+
+#: Seconds a CLI command waits for a remote answer (rpc, process_info).
+CLI_TIMEOUT = 10.0
+
+
+def short_host() -> str:
+    """This host's short name, as node names use it."""
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+def full_node_name(node: str) -> str:
+    """``'a'`` -> ``'a@<short hostname>'``; a name with ``@`` is kept."""
+    node = node.strip()
+    if not node or node.startswith("@") or node.endswith("@"):
+        raise BadArg(f"not a node name: {node!r} (expected 'name' or 'name@host')")
+    return node if "@" in node else f"{node}@{short_host()}"
+
+
+def is_local(node: str) -> bool:
+    """True when ``node``'s host part names this host."""
+    host = node.partition("@")[2]
+    hostname = socket.gethostname()
+    return host in ("localhost", hostname, hostname.split(".")[0], socket.getfqdn()) or host.startswith("127.")
+
+
+def local_names() -> List[str]:
+    """Names registered with this host's port mapper (CLI nodes left out).
+
+    Raises:
+        EpmdError: no port mapper answers on this host.
+    """
+    return sorted(name for name, _ in epmd.names(timeout=config.EPMD_TIMEOUT) if not name.startswith(CLI_NODE_PREFIX))
+
+
+def registered_locally(node: str) -> bool:
+    """Whether ``node`` (on this host) is registered with the port mapper; False if none runs."""
+    try:
+        return node.partition("@")[0] in local_names()
+    except EpmdError:
+        return False
+
+
+@contextlib.contextmanager
+def hidden_node(cookie: Optional[str]) -> Iterator[Node]:
+    """Run a temporary hidden node in this process for the duration of a command."""
+    node = Node(f"{CLI_NODE_PREFIX}{os.getpid()}", hidden=True, cookie=cookie)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def check_reachable(node: str) -> None:
+    """Fail fast, without starting anything, when a node of this host is not running.
+
+    Raises:
+        NodeError: ``node`` is on this host and not registered with its port mapper.
+    """
+    if is_local(node) and not registered_locally(node):
+        raise NodeError(f"node {node} is not running (not registered with the port mapper on port {config.epmd_port()})")
+
+
+def resolve_pid(text: str) -> Pid:
+    """The live pid written ``<node.id.serial>``, with the creation of its node's incarnation.
+
+    A pid's text form leaves out the node's *creation*, which the node needs to
+    accept the pid as one of its own, so ask the node (one ``rpc.call``).
+    """
+    pid = parse_pid(text)
+    check_reachable(pid.node)
+    creation = rpc.call(pid.node, "mpactors.primitives:self", timeout=CLI_TIMEOUT).creation
+    return Pid(pid.node, pid.id, pid.serial, creation)
+
+
+def parse_literal(text: str) -> Any:
+    """``text`` as a Python literal.
+
+    Raises:
+        BadArg: ``text`` is not a literal (``ast.literal_eval`` refuses it).
+    """
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise BadArg(f"not a Python literal: {text!r} (quote strings: \"'hello'\")") from None
+
+
+def parse_args(texts: Sequence[str]) -> List[Any]:
+    """Command-line arguments: Python literals when they parse, else strings."""
+    out: List[Any] = []
+    for text in texts:
+        try:
+            out.append(ast.literal_eval(text))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            out.append(text)
+    return out
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
+    """A plain-text table; columns listed in ``right`` are right-aligned."""
+    cells = [list(headers)] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        parts = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def human_bytes(n: Optional[int]) -> Optional[str]:
+    """``12345678`` -> ``'11.8M'`` (None stays None)."""
+    if n is None:
+        return None
+    value = float(n)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return None  # pragma: no cover
+
+
+def spawn_named(target: str, args: Sequence[Any]) -> Pid:
+    """Run on the target node by ``mpactors spawn``: start ``module:function(*args)`` there.
+
+    Resolving the function on the node (not in the CLI) means it only has to
+    be importable where it runs, and the actor's title names it.
+    """
+    fn = rpc._resolve(target)  # noqa: SLF001 - same resolution rules as rpc.call
+    return primitives.spawn(fn, *args)  # type: ignore[no-any-return]
+
+
+def log_file(node: str) -> Any:
+    """``$MPACTORS_HOME/logs/<name>.log`` of a node started with ``mpactors start``."""
+    return config.log_dir() / f"{node.partition('@')[0]}.log"
+
+
+def jsonable(value: Any) -> Any:
+    """Pids, refs and other values made printable as JSON."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def info_row(info: Dict[str, Any]) -> List[Any]:
+    """One ``ps`` table row from a ``process_info`` dict."""
+    cpu = info.get("cpu_percent")
+    return [
+        info.get("pid"),
+        info.get("os_pid"),
+        info.get("registered_name"),
+        info.get("current"),
+        info.get("status"),
+        info.get("message_queue_len"),
+        human_bytes(info.get("memory")),
+        None if cpu is None else f"{cpu:.1f}",
+    ]
