@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 import os
 import socket
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from . import config, epmd, primitives, rpc
 from .errors import BadArg, EpmdError, NodeError
@@ -18,19 +19,9 @@ from .node import Node
 from .pid import Pid, parse_pid
 
 __all__ = [
-    "CLI_NODE_PREFIX",
-    "hidden_node",
-    "full_node_name",
-    "is_local",
-    "local_names",
-    "registered_locally",
-    "resolve_pid",
-    "parse_literal",
-    "parse_args",
-    "format_table",
-    "human_bytes",
-    "spawn_named",
-    "log_file",
+    "CLI_NODE_PREFIX", "CLI_TIMEOUT", "short_host", "full_node_name", "is_local", "local_names",
+    "registered_locally", "hidden_node", "check_reachable", "resolve_pid", "parse_literal", "parse_args",
+    "format_table", "human_bytes", "spawn_named", "resolve_function", "log_file", "jsonable", "info_row",
 ]
 
 #: Hidden CLI nodes are called ``mpactors-cli-<OS pid>``; ``ps`` skips them.
@@ -162,8 +153,27 @@ def spawn_named(target: str, args: Sequence[Any]) -> Pid:
     Resolving the function on the node (not in the CLI) means it only has to
     be importable where it runs, and the actor's title names it.
     """
-    fn = rpc._resolve(target)  # noqa: SLF001 - same resolution rules as rpc.call
-    return primitives.spawn(fn, *args)  # type: ignore[no-any-return]
+    return primitives.spawn(resolve_function(target), *args)
+
+
+def resolve_function(target: str) -> Callable[..., Any]:
+    """The callable named ``'module:function'`` (``'module:Class.method'`` works too).
+
+    Raises:
+        BadArg: ``target`` is not of that form, or names nothing callable.
+    """
+    module, sep, name = target.partition(":")
+    if not sep or not module or not name:
+        raise BadArg(f"expected 'module:function', not {target!r}")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise BadArg(f"cannot find {target!r}: {exc}") from None
+    if not callable(obj):
+        raise BadArg(f"{target!r} is not callable")
+    return obj  # type: ignore[no-any-return]
 
 
 def log_file(node: str) -> Any:

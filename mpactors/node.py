@@ -76,9 +76,11 @@ class _NodeMain:
             w.put(payload, 0)
 
     def send_remote(self, dest: Any, payload: bytes) -> None:
+        # Through the kernel, like every other send of this process that may
+        # need a connection first: one FIFO keeps them in order.
         dist = self.kernel.dist
         if dist is not None:
-            dist.route(self.pid, dest, payload)
+            self.kernel.cast(dist.route, self.pid, dest, payload)
 
     def whereis(self, name: str) -> Optional[Pid]:
         return self.kernel.names.get(name)
