@@ -1,0 +1,53 @@
+"""Every example runs to its end, as a user would run it, and leaves nothing behind."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import LONG_TIMEOUT
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(name: str, *args: str, env: dict = None) -> str:  # type: ignore[assignment]
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True, text=True, timeout=LONG_TIMEOUT * 2, env=full_env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_pingpong_reports_its_round_trips() -> None:
+    out = run("pingpong.py", "500")
+    assert "500 round trips in" in out
+
+
+def test_ring_passes_the_token_and_prints_its_rate() -> None:
+    out = run("ring.py", "10", "50")
+    assert "ring of 10 actors, 50 rounds:" in out and "messages/s" in out
+
+
+def test_the_supervised_counter_comes_back_after_a_crash() -> None:
+    out = run("counter_genserver.py")
+    assert "count: 15" in out
+    assert "count after restart: 10" in out
+
+
+@pytest.mark.timeout(120)
+def test_two_nodes_talk_through_the_port_mapper(epmd: int) -> None:
+    out = run("two_nodes.py", env={"MPACTORS_COOKIE": "example-cookie"})
+    assert "-> pong" in out
+    assert "reply: ('echo', 'server@" in out
+    assert "ended: bye" in out
+
+
+@pytest.mark.timeout(120)
+def test_broadcast_reaches_every_node_of_the_mesh(epmd: int) -> None:
+    out = run("broadcast.py", "3", env={"MPACTORS_COOKIE": "example-cookie"})
+    assert out.count("'hello, cluster')") == 3
