@@ -468,7 +468,8 @@ class Distribution:
             del self.peers[peer.name]
         self._fire_waiters(peer, False)
         if was_up:
-            log.warning("node %s down: %s", peer.name, why)
+            orderly = why in ("closed by peer", "disconnect_node")
+            log.log(logging.INFO if orderly else logging.WARNING, "node %s down: %s", peer.name, why)
             self._node_down(peer.name)
 
     def _node_down(self, name: str) -> None:
