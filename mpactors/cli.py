@@ -1,20 +1,498 @@
-"""The ``mpactors`` command (click): a thin shell over the public API."""
+"""The ``mpactors`` command (click): a thin shell over the public API.
+
+Each command parses its arguments, calls the API (through a temporary hidden
+node, ``mpactors-cli-<OS pid>``, when it talks to a node) and prints. Results
+go to stdout; a failure is one ``Error: ...`` line on stderr and exit status 1
+(usage errors: 2; ``ping`` answering ``pang``: 1). A node name without ``@``
+gets ``@<short hostname>``. Every command takes ``--cookie`` (default
+``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``) and honours
+``MPACTORS_EPMD_PORT`` and ``MPACTORS_HOME``.
+
+Machinery lives beside this module: :mod:`mpactors._cli_common` (hidden node,
+names, tables), :mod:`mpactors._cli_node` (start/stop), :mod:`mpactors._cli_shell`
+(the remote prompt) and :mod:`mpactors._cli_demo` (actors for ``scripts/demo``).
+"""
 from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from typing import Any, Callable, List, Optional, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, config, epmd, introspect, primitives, rpc
+from ._cli_common import (
+    CLI_TIMEOUT,
+    check_reachable,
+    format_table,
+    full_node_name,
+    hidden_node,
+    human_bytes,
+    info_row,
+    is_local,
+    jsonable,
+    local_names,
+    log_file,
+    parse_args,
+    parse_literal,
+    registered_locally,
+    resolve_pid,
+    short_host,
+)
+from .errors import BadArg, EpmdError, MpactorsError, RemoteError
+from .messages import Down, Trace
+from .pid import Pid
 
 __all__ = ["main", "cli"]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-@click.group(context_settings={"auto_envvar_prefix": "MPACTORS", "help_option_names": ["-h", "--help"]})
+#: ``ps`` column titles; the numeric ones are right-aligned.
+_PS_HEADERS = ["PID", "OS PID", "NAME", "CALLABLE", "STATUS", "MSGQ", "MEMORY", "CPU%"]
+_PS_RIGHT = (1, 5, 6, 7)
+
+
+class _Group(click.Group):
+    """A group whose commands' mpactors errors become one ``Error:`` line (exit 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (MpactorsError, ValueError) as exc:
+            raise click.ClickException(_message(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(_one_line(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))) from None
+
+
+def _message(exc: Exception) -> str:
+    """The one-line message of an API error (a remote traceback is left out)."""
+    return _one_line(exc.args[0] if isinstance(exc, RemoteError) and exc.args else str(exc))
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return " ".join(lines) or "failed"
+
+
+def cookie_option(fn: _F) -> _F:
+    """``--cookie`` (default ``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``)."""
+    return click.option(
+        "--cookie",
+        envvar="MPACTORS_COOKIE",
+        default=None,
+        metavar="COOKIE",
+        help="The cluster cookie [default: $MPACTORS_COOKIE, else ~/.mpactors.cookie].",
+    )(fn)
+
+
+def unused_cookie_option(fn: _F) -> _F:
+    """``--cookie`` accepted (every command takes it) by commands that need none."""
+    return click.option("--cookie", envvar="MPACTORS_COOKIE", default=None, hidden=True, expose_value=False)(fn)
+
+
+def _node(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    return None if value is None else full_node_name(value)
+
+
+def node_argument(fn: _F) -> _F:
+    """``NODE``: ``name`` or ``name@host``."""
+    return click.argument("node", callback=_node)(fn)
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"auto_envvar_prefix": "MPACTORS", "help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="mpactors")
 def cli() -> None:
     """mpactors: Erlang's distribution model in Python.
 
-    Example: mpactors --version
+    Nodes are OS processes, actors are their child processes; nodes sharing a
+    cookie form a cluster. NODE is 'name' (this host) or 'name@host'.
+
+    Example: mpactors start a --detached && mpactors ps
     """
+
+
+# -- nodes ---------------------------------------------------------------------
+@cli.command()
+@click.argument("name")
+@cookie_option
+@click.option("--longnames", is_flag=True, help="NAME is name@fully.qualified.host or name@ip.")
+@click.option("--detached", is_flag=True, help="Run in the background; log to $MPACTORS_HOME/logs/NAME.log.")
+@click.option("--hidden", is_flag=True, help="A hidden node: connects only where asked, in no one's nodes().")
+@click.option("--ticktime", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds of silence after which a peer is declared down.")
+def start(name: str, cookie: Optional[str], longnames: bool, detached: bool, hidden: bool, ticktime: float) -> None:
+    """Start node NAME; it runs until SIGTERM, SIGINT or `mpactors stop`.
+
+    In the foreground, logs go to stderr. With --detached the command returns
+    once the node answers a ping and prints its name and OS pid.
+
+    Example: mpactors start a --detached
+    """
+    from ._cli_node import run_foreground, start_detached
+
+    if detached:
+        full, os_pid = start_detached(name, cookie=cookie, longnames=longnames, hidden=hidden, ticktime=ticktime)
+        click.echo(f"{full} {os_pid}")
+    else:
+        run_foreground(name, cookie=cookie, longnames=longnames, hidden=hidden, ticktime=ticktime)
+
+
+@cli.command()
+@node_argument
+@cookie_option
+@click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds to wait for it to end.")
+def stop(node: str, cookie: Optional[str], timeout: float) -> None:
+    """Stop NODE and all its actors; exits 0 once they are gone.
+
+    Example: mpactors stop a
+    """
+    from ._cli_node import stop_node
+
+    stop_node(node, cookie=cookie, timeout=timeout)
+    click.echo(f"{node} stopped")
+
+
+@cli.command()
+@node_argument
+@cookie_option
+def ping(node: str, cookie: Optional[str]) -> None:
+    """Print pong (exit 0) if NODE answers, else pang (exit 1).
+
+    Example: mpactors ping a@myhost
+    """
+    answer = "pang"
+    if not is_local(node) or registered_locally(node):
+        with hidden_node(cookie):
+            answer = primitives.ping(node)
+    click.echo(answer)
+    if answer != "pong":
+        sys.exit(1)
+
+
+@cli.command()
+@node_argument
+@cookie_option
+def nodes(node: str, cookie: Optional[str]) -> None:
+    """List the (visible) nodes NODE is connected to, one per line.
+
+    Example: mpactors nodes a
+    """
+    check_reachable(node)
+    with hidden_node(cookie):
+        for name in rpc.call(node, "mpactors.primitives:nodes", timeout=CLI_TIMEOUT):
+            click.echo(name)
+
+
+# -- actors --------------------------------------------------------------------
+@cli.command()
+@click.argument("node", required=False, callback=_node)
+@cookie_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of process_info dicts).")
+def ps(node: Optional[str], cookie: Optional[str], as_json: bool) -> None:
+    """List the actors of NODE, or of every node registered on this host.
+
+    Columns: pid, OS pid, registered name, callable, status, mailbox length,
+    memory (RSS), CPU %.
+
+    Example: mpactors ps --json
+    """
+    if node is not None:
+        check_reachable(node)
+    targets = [node] if node else [f"{name}@{short_host()}" for name in local_names()]
+    rows: List[dict] = []
+    failed: List[str] = []
+    if targets:
+        with hidden_node(cookie):
+            for target in targets:
+                try:
+                    rows.extend(rpc.call(target, "mpactors.introspect:ps_rows", timeout=CLI_TIMEOUT))
+                except MpactorsError as exc:
+                    failed.append(f"{target}: {_message(exc)}")
+    rows.sort(key=lambda r: (r["pid"].node, r["pid"].id))
+    if as_json:
+        click.echo(json.dumps(jsonable(rows), indent=2))
+    else:
+        click.echo(format_table(_PS_HEADERS, [info_row(r) for r in rows], right=_PS_RIGHT))
+    if failed:
+        raise click.ClickException("cannot list " + "; ".join(failed))
+
+
+@cli.command()
+@click.argument("pid")
+@cookie_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(pid: str, cookie: Optional[str], as_json: bool) -> None:
+    """Show process_info of actor PID (written <name@host.5.0>), local or remote.
+
+    Example: mpactors info '<a@myhost.5.0>'
+    """
+    with hidden_node(cookie):
+        target = resolve_pid(pid)
+        data = primitives.process_info(target)
+    if data is None:
+        raise click.ClickException(f"no process {pid} (it is not alive)")
+    if as_json:
+        click.echo(json.dumps(jsonable(data), indent=2))
+        return
+    for key in sorted(data):
+        click.echo(f"{key + ':':<20} {_shown(key, data[key])}")
+
+
+def _shown(key: str, value: Any) -> str:
+    """A ``process_info`` value for people: sizes in K/M, times as dates, lists joined."""
+    if key == "memory" and isinstance(value, int):
+        return f"{human_bytes(value)} ({value} bytes)"
+    if key == "started" and isinstance(value, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(str(v) for v in value)
+    return "-" if value is None or value == "" else str(value)
+
+
+@cli.command()
+@click.argument("pid")
+@cookie_option
+@click.option("--count", "-n", type=click.IntRange(min=1), default=None, help="Stop after N messages.")
+def trace(pid: str, cookie: Optional[str], count: Optional[int]) -> None:
+    """Print the messages actor PID sends and receives, live, until Ctrl-C or --count.
+
+    Example: mpactors trace '<a@myhost.5.0>' --count 10
+    """
+    with hidden_node(cookie):
+        target = resolve_pid(pid)
+        ref = primitives.monitor(target)
+        introspect.trace(target)
+        click.echo(f"tracing {target} (Ctrl-C to stop)", err=True)
+        try:
+            _print_trace(target, ref, count)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            try:
+                introspect.trace(target, False)
+            except MpactorsError:
+                pass  # it may be gone
+
+
+def _print_trace(target: Pid, ref: Any, count: Optional[int]) -> None:
+    seen = 0
+    while count is None or seen < count:
+        msg = primitives.receive(lambda m: type(m) is Trace or (type(m) is Down and m.ref == ref))
+        if type(msg) is Down:
+            click.echo(f"{target} exited: {msg.reason!r}")
+            return
+        if msg.event == "send":
+            click.echo(f"{msg.pid} sent {msg.message!r} to {msg.peer}")
+        else:
+            click.echo(f"{msg.pid} received {msg.message!r}")
+        seen += 1
+
+
+@cli.command()
+@node_argument
+@click.argument("dest")
+@click.argument("message")
+@cookie_option
+def send(node: str, dest: str, message: str, cookie: Optional[str]) -> None:
+    """Send MESSAGE (a Python literal) to DEST on NODE: a registered name or a pid.
+
+    Example: mpactors send a counter "('add', 5)"
+    """
+    msg = parse_literal(message)
+    check_reachable(node)
+    with hidden_node(cookie):
+        if dest.startswith("<"):
+            target: Any = resolve_pid(dest)
+            if target.node != node:
+                raise BadArg(f"pid {dest} is not on node {node}")
+        elif rpc.call(node, "mpactors.primitives:whereis", dest, timeout=CLI_TIMEOUT) is None:
+            raise BadArg(f"no process is registered as {dest!r} on {node}")
+        else:
+            target = (dest, node)
+        primitives.send(target, msg)
+        # One round trip on the same (ordered) connection: the message has
+        # reached NODE before this hidden node stops and drops its connections.
+        rpc.call(node, "mpactors.primitives:node", timeout=CLI_TIMEOUT)
+
+
+@cli.command("rpc")
+@node_argument
+@click.argument("function", metavar="MODULE:FUNCTION")
+@click.argument("args", nargs=-1)
+@cookie_option
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the result.")
+@click.option("--traceback", "show_traceback", is_flag=True, help="On a remote exception, print its traceback.")
+def rpc_(node: str, function: str, args: List[str], cookie: Optional[str], timeout: float,
+         show_traceback: bool) -> None:
+    """Call MODULE:FUNCTION(ARG...) on NODE and print the repr of its result.
+
+    Each ARG is a Python literal when it parses as one, else a string.
+
+    Example: mpactors rpc a os:getpid
+    """
+    _check_target(function)
+    check_reachable(node)
+    with hidden_node(cookie):
+        try:
+            result = rpc.call(node, function, *parse_args(args), timeout=timeout)
+        except RemoteError as exc:
+            if show_traceback and exc.remote_traceback:
+                click.echo(exc.remote_traceback.rstrip(), err=True)
+            raise
+    click.echo(repr(result))
+
+
+@cli.command()
+@node_argument
+@click.argument("function", metavar="MODULE:FUNCTION")
+@click.argument("args", nargs=-1)
+@cookie_option
+def spawn(node: str, function: str, args: List[str], cookie: Optional[str]) -> None:
+    """Start an actor running MODULE:FUNCTION(ARG...) on NODE and print its pid.
+
+    MODULE must be importable on NODE. Each ARG is a Python literal when it
+    parses as one, else a string.
+
+    Example: mpactors spawn a mpactors._cli_demo:counter
+    """
+    _check_target(function)
+    check_reachable(node)
+    with hidden_node(cookie):
+        pid = rpc.call(node, "mpactors._cli_common:spawn_named", function, parse_args(args), timeout=CLI_TIMEOUT)
+    click.echo(str(pid))
+
+
+def _check_target(function: str) -> None:
+    module, sep, name = function.partition(":")
+    if not (sep and module and name):
+        raise click.BadParameter(f"expected MODULE:FUNCTION, not {function!r}", param_hint="MODULE:FUNCTION")
+
+
+@cli.command()
+@node_argument
+@cookie_option
+def shell(node: str, cookie: Optional[str]) -> None:
+    """A Python prompt running as a process of NODE (like erl -remsh).
+
+    The mpactors functions are at hand; input may come from a pipe.
+
+    Example: echo 'nodes()' | mpactors shell a
+    """
+    from ._cli_shell import run_shell
+
+    check_reachable(node)
+    with hidden_node(cookie):
+        run_shell(node)
+
+
+@cli.command()
+@node_argument
+@unused_cookie_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what the node logs (Ctrl-C to stop).")
+def logs(node: str, follow: bool) -> None:
+    """Print the log of NODE (a node started with mpactors start --detached).
+
+    Example: mpactors logs a -f
+    """
+    path = log_file(node)
+    if not path.exists():
+        raise click.ClickException(f"no log for {node} at {path} (only `mpactors start --detached` writes one)")
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        click.echo(f.read(), nl=False)
+        if follow:
+            try:
+                while True:
+                    chunk = f.read()
+                    if chunk:
+                        click.echo(chunk, nl=False)
+                    else:
+                        time.sleep(0.2)  # following a file: nothing to wait on
+            except KeyboardInterrupt:
+                pass
+
+
+# -- the port mapper -----------------------------------------------------------
+@cli.group("epmd", cls=_Group, invoke_without_command=True)
+@click.option("--port", type=click.IntRange(1, 65535), envvar="MPACTORS_EPMD_PORT", default=config.EPMD_DEFAULT_PORT,
+              show_default=True, help="TCP port [env: MPACTORS_EPMD_PORT].")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--detached", is_flag=True, help="Start it in the background (unless one answers already).")
+@click.option("--relaxed-command-check", is_flag=True, help="Let `epmd stop` stop it while nodes are registered.")
+@unused_cookie_option
+@click.pass_context
+def epmd_(ctx: click.Context, port: int, host: str, detached: bool, relaxed_command_check: bool) -> None:
+    """Run the port mapper (this host's phone book of nodes) in the foreground.
+
+    Nodes start one, detached, when none answers; this command is for running
+    it by hand or under a service manager.
+
+    Example: mpactors epmd --port 4369 --detached
+    """
+    ctx.obj = port
+    if ctx.invoked_subcommand is not None:
+        return
+    if detached:
+        os_pid = epmd.ensure_running(port=port, bind_host=host)
+        where = f"the port mapper on port {port}"
+        click.echo(f"{where} is already running" if os_pid is None else f"{where} started (OS pid {os_pid})")
+        return
+    _serve_epmd(port, host, relaxed_command_check)
+
+
+def _serve_epmd(port: int, host: str, relaxed_command_check: bool) -> None:
+    from ._cli_node import configure_logging
+    from .epmd import daemon
+
+    configure_logging()
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        daemon.serve(port, host, relaxed_command_check=relaxed_command_check)
+    except KeyboardInterrupt:
+        pass
+
+
+@epmd_.command("names")
+@unused_cookie_option
+@click.pass_obj
+def epmd_names(port: int) -> None:
+    """List the nodes registered with the port mapper (as Erlang's epmd -names).
+
+    Example: mpactors epmd names
+    """
+    try:
+        registered = epmd.names(port=port)
+    except EpmdError as exc:
+        raise click.ClickException(f"the port mapper is not running: {exc}") from None
+    click.echo(f"epmd: up and running on port {port} with data:")
+    for name, node_port in registered:
+        click.echo(f"name {name} at port {node_port}")
+
+
+@epmd_.command("stop")
+@unused_cookie_option
+@click.pass_obj
+def epmd_stop(port: int) -> None:
+    """Stop the port mapper (it refuses while nodes are registered).
+
+    Example: mpactors epmd stop
+    """
+    if not epmd.kill(port=port):
+        raise click.ClickException(f"the port mapper on port {port} refused to stop: nodes are still registered")
+    deadline = time.monotonic() + config.EPMD_TIMEOUT
+    while epmd.is_running(port=port, timeout=1.0):
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"the port mapper on port {port} agreed to stop but still answers")
+        time.sleep(0.05)  # polling a TCP port: nothing to wait on
+    click.echo(f"port mapper on port {port} stopped")
 
 
 def main() -> None:

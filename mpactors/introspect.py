@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 from . import primitives
 from .pid import Pid
 
-__all__ = ["rows", "trace", "node_rows", "halt", "node_info"]
+__all__ = ["rows", "trace", "node_rows", "halt", "node_info", "ps_rows"]
 
 
 def rows() -> List[Dict[str, Any]]:
@@ -21,6 +21,12 @@ def rows() -> List[Dict[str, Any]]:
         if info is not None:
             out.append(info)
     return out
+
+
+def ps_rows() -> List[Dict[str, Any]]:
+    """:func:`rows` without the calling process: ``mpactors ps`` runs it in an rpc worker."""
+    me = primitives.self()
+    return [row for row in rows() if row.get("pid") != me]
 
 
 def node_rows(node: str, *, timeout: float = 10.0) -> List[Dict[str, Any]]:

@@ -107,9 +107,15 @@ def receive(match: Any = None, timeout: Optional[float] = None) -> Any:
     Raises:
         Timeout: no matching message arrived within ``timeout``.
     """
-    if timeout is not None and timeout < 0:
-        raise BadArg(f"`timeout` must be non-negative or None, not {timeout!r}")
+    _check_timeout(timeout)
     return _proc().mailbox.receive(match, timeout)
+
+
+def _check_timeout(timeout: Any) -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise BadArg(f"`timeout` must be a non-negative number of seconds or None, not {timeout!r}")
 
 
 def flush() -> List[Any]:
@@ -135,7 +141,7 @@ def _spawn(
     return _proc().call("spawn", payload, label, link, monitor, node)
 
 
-def spawn(fn: Callable[..., Any], *args: Any, node: Optional[str] = None, **kwargs: Any) -> Pid:
+def spawn(fn: Callable[..., Any], /, *args: Any, node: Optional[str] = None, **kwargs: Any) -> Pid:
     """Start ``fn(*args, **kwargs)`` in a new actor process (on ``node`` if given).
 
     Lambdas and closures work (they are pickled with dill).
@@ -146,12 +152,12 @@ def spawn(fn: Callable[..., Any], *args: Any, node: Optional[str] = None, **kwar
     return _spawn(fn, args, kwargs, node, False, False)  # type: ignore[no-any-return]
 
 
-def spawn_link(fn: Callable[..., Any], *args: Any, node: Optional[str] = None, **kwargs: Any) -> Pid:
+def spawn_link(fn: Callable[..., Any], /, *args: Any, node: Optional[str] = None, **kwargs: Any) -> Pid:
     """:func:`spawn` and :func:`link` in one atomic step."""
     return _spawn(fn, args, kwargs, node, True, False)  # type: ignore[no-any-return]
 
 
-def spawn_monitor(fn: Callable[..., Any], *args: Any, node: Optional[str] = None, **kwargs: Any) -> Tuple[Pid, Ref]:
+def spawn_monitor(fn: Callable[..., Any], /, *args: Any, node: Optional[str] = None, **kwargs: Any) -> Tuple[Pid, Ref]:
     """:func:`spawn` and :func:`monitor` in one atomic step; returns ``(pid, ref)``."""
     pid, ref = _spawn(fn, args, kwargs, node, False, True)
     return pid, ref

@@ -77,8 +77,7 @@ def call(node: str, fn: Target, *args: Any, timeout: Union[float, None] = None, 
         NodeError: ``node`` cannot be reached, or went down during the call.
         Timeout: no result within ``timeout`` seconds (a late result is dropped).
     """
-    if timeout is not None and timeout < 0:
-        raise BadArg(f"`timeout` must be non-negative or None, not {timeout!r}")
+    primitives._check_timeout(timeout)
     proc = primitives._proc()
     ref = proc.make_ref()
     mailbox = proc.mailbox
