@@ -49,8 +49,19 @@ _DillPickler.dispatch[types.ModuleType] = _save_module
 
 
 def _dill_dumps(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    _DillPickler(buf, _PROTOCOL, recurse=True).dump(obj)
+    # recurse=True pickles only the globals a function uses (best for code in
+    # __main__), but follows closures into the globals of functions it would
+    # pickle by reference anyway, and may meet something unpicklable there;
+    # recurse=False then refers to an importable module's globals by name.
+    try:
+        buf = io.BytesIO()
+        _DillPickler(buf, _PROTOCOL, recurse=True).dump(obj)
+    except Exception as first:  # noqa: BLE001
+        buf = io.BytesIO()
+        try:
+            _DillPickler(buf, _PROTOCOL, recurse=False).dump(obj)
+        except Exception:  # noqa: BLE001
+            raise first from None
     return buf.getvalue()
 
 

@@ -119,6 +119,7 @@ class Kernel:
         self.node_watchers: Dict[str, Dict[Pid, int]] = {}
         self.nodes_watchers: "set[Pid]" = set()
         self.dist: Any = None  # the distribution layer, when the node has one
+        self.route_conn: Optional[Connection] = None  # write end of dist's router pipe
         self.thread: Optional[threading.Thread] = None
         self._stopping = False
         self._stopped = threading.Event()
@@ -131,6 +132,7 @@ class Kernel:
         self.writers[0] = main.writer
         self.writer_fds[0] = w
         self.main_mailbox = Mailbox(r, owner=str(self.main_pid))
+        self.private_fds.update(self.main_mailbox.fds())
 
     # -- running ---------------------------------------------------------
     def start(self) -> None:
@@ -339,6 +341,7 @@ class Kernel:
                 pid=pid, creation=self.creation, mbox=mbox, ctl=child_ctl, payload=payload,
                 title=f"mpactors actor {pid} ({fn_name})", fn_name=fn_name, parent=os.getpid(),
                 close_fds=self.private_fds | {ctl.fileno()} if forking else (),
+                route=self.route_conn,
                 writers=self.writer_fds if forking else {},
                 log_level=logging.getLogger("mpactors").getEffectiveLevel(),
             )
@@ -402,6 +405,8 @@ class Kernel:
         if rec.name is not None:
             self.names.pop(rec.name, None)
             rec.name = None
+        if self.dist is not None:
+            self.dist.drain_router()  # its remote messages go before its exit signals
         links, rec.links = rec.links, set()
         for other in links:
             if other.node == self.node_name:
@@ -874,7 +879,7 @@ class Kernel:
             w.close()
         self.writers.clear()
         self.sel.close()
-        for fd in (self._wake_r, self._wake_w, self.main_mailbox.fd):
+        for fd in (self._wake_r, self._wake_w, *self.main_mailbox.fds()):
             try:
                 os.close(fd)
             except OSError:

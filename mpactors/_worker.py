@@ -65,6 +65,7 @@ class Boot:
     creation: int
     mbox: Connection  # read end of the mailbox pipe
     ctl: Connection  # control connection to the node (a Unix socket)
+    route: Optional[Connection]  # write end of the node's router pipe (remote sends)
     payload: bytes  # pickled (fn, args, kwargs)
     title: str
     fn_name: str
@@ -145,6 +146,7 @@ class ActorProc:
         self._pending: Dict[int, Slot] = {}
         self.writers: Dict[int, MailboxWriter] = {i: MailboxWriter(fd) for i, fd in boot.writers.items()}
         self._dead_ids: "set[int]" = set()
+        self.router = MailboxWriter(boot.route.fileno()) if boot.route is not None else None
         self._writers_lock = threading.Lock()
         self.trapping = False
         self.registered_name: Optional[str] = None
@@ -286,7 +288,10 @@ class ActorProc:
         self._dead_ids.add(actor_id)
 
     def send_remote(self, dest: Any, payload: bytes) -> None:
-        self.cast("route", dest, payload)
+        if self.router is not None:
+            from .dist import route_frame
+
+            self.router.put(route_frame(dest, payload), self.pid.id)
 
     def whereis(self, name: str) -> Optional[Pid]:
         return self.call("whereis", name)  # type: ignore[no-any-return]

@@ -203,7 +203,7 @@ def ps(node: Optional[str], cookie: Optional[str], as_json: bool) -> None:
     """
     if node is not None:
         check_reachable(node)
-    targets = [node] if node else [f"{name}@{short_host()}" for name in local_names()]
+    targets = [node] if node else _local_nodes()
     rows: List[dict] = []
     failed: List[str] = []
     if targets:
@@ -220,6 +220,13 @@ def ps(node: Optional[str], cookie: Optional[str], as_json: bool) -> None:
         click.echo(format_table(_PS_HEADERS, [info_row(r) for r in rows], right=_PS_RIGHT))
     if failed:
         raise click.ClickException("cannot list " + "; ".join(failed))
+
+
+def _local_nodes() -> List[str]:
+    try:
+        return [f"{name}@{short_host()}" for name in local_names()]
+    except EpmdError as exc:
+        raise click.ClickException(f"no node is running on this host ({exc})") from None
 
 
 @cli.command()

@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import logging
 import os
+import select
 import socket
 import struct
 import threading
@@ -49,11 +50,12 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import _codec, config, epmd
 from .cookie import Cookie, resolve_cookie
-from .errors import BadArg, EpmdError, NodeError
+from .errors import BadArg, EpmdError, MpactorsError, NodeError
+from .mailbox import MailboxWriter, RawReader, make_pipe
 from .messages import Down
 from .pid import Pid, Ref
 
-__all__ = ["Distribution", "PROTOCOL_VERSION"]
+__all__ = ["Distribution", "PROTOCOL_VERSION", "route_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,23 @@ MSG, NAMED, CTRL, TICK = 1, 2, 3, 4
 _FRAME = struct.Struct("<BI")
 _MSG_HDR = struct.Struct("<II")
 _NAME_HDR = struct.Struct("<H")
+_ROUTE = struct.Struct("<BH")
+_LEN = struct.Struct("!i")  # multiprocessing.connection's own length prefix
+
+
+def route_frame(dest: Any, payload: bytes) -> bytes:
+    """What a local process writes into its node's router pipe to reach ``dest``.
+
+    ``<B kind><H n> node`` then the frame body the connection carries (see
+    the table above). The router thread reads these and hands each body to
+    the peer's connection; the kernel is not involved.
+    """
+    if type(dest) is Pid:
+        node = dest.node.encode()
+        return _ROUTE.pack(MSG, len(node)) + node + _MSG_HDR.pack(dest.id, dest.creation) + payload
+    name, where = dest
+    node, key = where.encode(), name.encode()
+    return _ROUTE.pack(NAMED, len(node)) + node + _NAME_HDR.pack(len(key)) + key + payload
 
 
 # -- authentication (cookie as authkey, HMAC-SHA256, both directions) --------
@@ -140,21 +159,31 @@ def host_address(host: str) -> str:
 
 
 class Peer:
-    """One connection to another node (pending until the handshake is done)."""
+    """One connection to another node (pending until the handshake is done).
+
+    Frames queued while the connection is pending, or while a send is in
+    progress, go out in one batch from the writer thread. When the link is
+    idle, ``put`` sends straight from the calling thread (non-blocking; the
+    writer finishes whatever the socket did not take), which saves a thread
+    switch per message.
+    """
 
     def __init__(self, dist: Distribution, name: str) -> None:
         self.dist = dist
         self.name = name
         self.conn: Optional[Connection] = None
+        self.sock: Optional[socket.socket] = None  # a dup of conn's socket, for sends
         self.creation = 0
         self.hidden = False
         self.up = False
         self.closed = False
         self.outgoing: Deque[bytes] = collections.deque()
+        self.partial = b""  # the rest of a direct send the socket did not take
+        self.busy = False  # a thread is sending on the socket
         self.cond = threading.Condition()
         self.tick_interval = dist.ticktime / 4
+        self.last_send = time.monotonic()
         self.waiters: List[Callable[[bool], None]] = []
-        self.last_recv = time.monotonic()
 
     # -- sending (any thread) ----------------------------------------------
     def put(self, kind: int, body: bytes) -> None:
@@ -162,32 +191,68 @@ class Peer:
         with self.cond:
             if self.closed:
                 return
-            self.outgoing.append(frame)
-            if len(self.outgoing) == 1:
+            if not self.up or self.busy or self.outgoing or self.partial:
+                self.outgoing.append(frame)
+                self.cond.notify()
+                return
+            self.busy = True
+        data = _LEN.pack(len(frame)) + frame
+        sent = 0
+        try:
+            sent = self.sock.send(data, socket.MSG_DONTWAIT)  # type: ignore[union-attr]
+        except BlockingIOError:
+            pass
+        except OSError:
+            sent = len(data)  # broken: the reader thread reports the loss
+        with self.cond:
+            if sent < len(data):
+                self.partial = data[sent:]
+            self.busy = False
+            self.last_send = time.monotonic()
+            if self.partial or self.outgoing:
                 self.cond.notify()
 
     def ctrl(self, *msg: Any) -> None:
         self.put(CTRL, _codec.dumps(msg))
 
+    def _next_batch(self) -> Optional[bytes]:
+        """Writer thread: wait for something to send (or a tick); None when closed."""
+        with self.cond:
+            while not self.closed and (self.busy or not (self.outgoing or self.partial)):
+                wait = self.last_send + self.tick_interval - time.monotonic()
+                if wait <= 0 and not self.busy:
+                    break
+                self.cond.wait(wait if wait > 0 else self.tick_interval)
+            if self.closed:
+                return None
+            data, self.partial = self.partial, b""
+            if self.outgoing:
+                batch = b"".join(self.outgoing)
+                self.outgoing.clear()
+                data += _LEN.pack(len(batch)) + batch
+            elif not data:
+                data = _LEN.pack(_FRAME.size) + _FRAME.pack(TICK, 0)
+            self.busy = True
+            return data
+
     def _writer(self) -> None:
-        conn = self.conn
-        assert conn is not None
-        interval = self.tick_interval
+        sock = self.sock
+        assert sock is not None
         try:
             while True:
-                with self.cond:
-                    if not self.outgoing and not self.closed:
-                        self.cond.wait(interval)
-                    if self.closed:
-                        return
-                    if self.outgoing:
-                        batch = b"".join(self.outgoing)
-                        self.outgoing.clear()
-                    else:
-                        batch = _FRAME.pack(TICK, 0)
-                conn.send_bytes(batch)
+                data = self._next_batch()
+                if data is None:
+                    return
+                try:
+                    sock.sendall(data)
+                finally:
+                    with self.cond:
+                        self.busy = False
+                        self.last_send = time.monotonic()
+                        self.cond.notify_all()
         except (OSError, ValueError) as exc:
-            self.dist.connection_lost(self, f"send failed: {exc}")
+            if not self.closed:
+                self.dist.connection_lost(self, f"send failed: {exc}")
 
     def _reader(self) -> None:
         conn = self.conn
@@ -216,6 +281,8 @@ class Peer:
             self.cond.notify_all()
         if self.conn is not None and not self.conn.closed:
             _shutdown(self.conn)
+        if self.sock is not None:
+            self.sock.close()
 
 
 class Distribution:
@@ -262,7 +329,56 @@ class Distribution:
         self.kernel = kernel
         kernel.dist = self
         kernel.private_fds.update(self.private_fds())
+        r, w = make_pipe()
+        self._router = RawReader(r, owner="router")
+        self._router_lock = threading.Lock()
+        # Every local process writes its remote sends here (the write end is
+        # inherited or passed like a mailbox's); actors keep it, the read end
+        # stays in the node.
+        kernel.route_conn = self.route_conn = Connection(w, readable=False)
+        self.route_writer = MailboxWriter(w)
+        kernel.private_fds.add(r)
         threading.Thread(target=self._accept_loop, name="mpactors-dist-accept", daemon=True).start()
+        threading.Thread(target=self._router_loop, name="mpactors-dist-router", daemon=True).start()
+
+    # -- the router: remote sends of local processes ------------------------------
+    def _router_loop(self) -> None:
+        poller = select.poll()
+        poller.register(self._router.fd, select.POLLIN)
+        while True:
+            poller.poll()
+            if not self.drain_router():
+                return
+
+    def drain_router(self) -> bool:
+        """Forward every remote send written so far; False once the router is closed.
+
+        The kernel calls it before it sends a signal to another node, so a
+        process's messages always go out before its exit signal or ``Down``.
+        """
+        if not self._router_lock.acquire(timeout=config.CONNECT_TIMEOUT):
+            return True
+        try:
+            bodies, alive = self._router.take()
+            for body in bodies:
+                kind, n = _ROUTE.unpack_from(body)
+                self._send_to(body[3 : 3 + n].decode("utf-8", "replace"), kind, body[3 + n :])
+            return alive
+        except OSError:
+            return False
+        finally:
+            self._router_lock.release()
+
+    def _send_to(self, node: str, kind: int, body: bytes) -> None:
+        peer = self.peers.get(node)
+        if peer is None or peer.closed:
+            if node == self.name or self._closing:
+                return
+            try:
+                peer = self.kernel.call(self.connect, node, timeout=config.CONNECT_TIMEOUT)
+            except MpactorsError:
+                return  # the node is stopping
+        peer.put(kind, body)
 
     # -- accepting -----------------------------------------------------------
     def _accept_loop(self) -> None:
@@ -431,8 +547,9 @@ class Distribution:
 
     def _established(self, peer: Peer, conn: Connection, creation: int, hidden: bool, ticktime: float) -> None:
         _set_timeouts(conn, 0)
-        with socket.socket(fileno=os.dup(conn.fileno())) as s:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer.sock = socket.socket(fileno=os.dup(conn.fileno()))
+        peer.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.kernel.private_fds.add(peer.sock.fileno())
         peer.conn = conn
         peer.creation = creation
         peer.hidden = bool(hidden)
@@ -464,6 +581,8 @@ class Distribution:
         if peer.conn is not None:
             self.kernel.private_fds.discard(peer.conn.fileno())
             peer.conn.close()
+        if peer.sock is not None:
+            self.kernel.private_fds.discard(peer.sock.fileno())
         if self.peers.get(peer.name) is peer:
             del self.peers[peer.name]
         self._fire_waiters(peer, False)
@@ -651,7 +770,7 @@ class Distribution:
                 if pending is not None:
                     self.kernel.reply(reply, False, NodeError(f"node {node} is unreachable"))
                 return
-            self.peers[node].ctrl(msg[0], tag, *msg[1:])
+            self._ctrl_now(node, msg[0], tag, *msg[1:])
 
         self.connect(node, connected)
         return DEFER
@@ -694,7 +813,7 @@ class Distribution:
 
         def connected(ok: bool) -> None:
             if ok:
-                self.peers[node].ctrl("monitor", watcher, name, ref)
+                self._ctrl_now(node, "monitor", watcher, name, ref)
             else:
                 rec = self.kernel.local_rec(watcher)
                 if rec is not None and rec.monitors.pop(ref, None) is not None:
@@ -708,7 +827,13 @@ class Distribution:
         if peer is not None and peer.up:
             peer.ctrl("demonitor", ref, target)
 
+    def _ctrl_now(self, node: str, *msg: Any) -> None:
+        """Send a control message on an established connection, after pending sends."""
+        self.drain_router()
+        self.peers[node].ctrl(*msg)
+
     def _ctrl_to(self, node: str, *msg: Any) -> None:
+        self.drain_router()
         peer = self.peers.get(node)
         if peer is not None and peer.up:
             peer.ctrl(*msg)
@@ -716,7 +841,7 @@ class Distribution:
 
         def connected(ok: bool) -> None:
             if ok:
-                self.peers[node].ctrl(*msg)
+                self._ctrl_now(node, *msg)
             elif msg[0] == "link":
                 # Linking to an unreachable node: the link breaks at once.
                 self.kernel._signal(msg[2], msg[1], "noconnection", link=True)
@@ -739,6 +864,8 @@ class Distribution:
             name, node = dest
             encoded = name.encode("utf-8")
             frame = (NAMED, _NAME_HDR.pack(len(encoded)) + encoded + payload)
+        if threading.current_thread() is self.kernel.thread:
+            self.drain_router()
         peer = self.peers.get(node)
         if peer is not None and peer.up:
             peer.put(*frame)
@@ -751,12 +878,9 @@ class Distribution:
     def _route_connecting(self, node: str, frame: Tuple[int, bytes]) -> None:
         if node == self.name:
             return
-        peer = self.connect(node)
-        if peer.up:
-            peer.put(*frame)
-        else:
-            # Erlang sends trigger a connect; queue until it is up (dropped if it fails).
-            peer.outgoing.append(_FRAME.pack(frame[0], len(frame[1])) + frame[1])
+        # Erlang sends trigger a connect; a pending peer queues the frame
+        # until it is up (dropped if the connection fails).
+        self.connect(node).put(*frame)
 
     # -- node-level API --------------------------------------------------------
     def visible_nodes(self) -> List[str]:
@@ -800,6 +924,8 @@ class Distribution:
             pass
         self.listener.close()
         self.registration.close()
+        self.route_writer.dead = True
+        self.route_conn.close()
 
 
 def start(node: Any) -> Distribution:

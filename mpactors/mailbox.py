@@ -45,7 +45,7 @@ from .errors import ProcessExit, Timeout
 from .messages import AliasReply
 from .pattern import compile_pattern
 
-__all__ = ["Mailbox", "MailboxWriter", "make_pipe", "flush_all", "SYSTEM_EXIT"]
+__all__ = ["Mailbox", "MailboxWriter", "RawReader", "make_pipe", "flush_all", "SYSTEM_EXIT"]
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +258,11 @@ class Mailbox:
         self.aliases: "set[Any]" = set()
         #: Called with each message as it arrives (tracing), or None.
         self.on_arrival: Optional[Callable[[Any], None]] = None
+        # Another thread that drains the pipe (process_info's queue length)
+        # takes the bytes a waiting receive polls for: it wakes it here.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
     # -- reading -----------------------------------------------------------
     def _drain(self) -> bool:
@@ -316,6 +321,10 @@ class Mailbox:
         if self.on_arrival is not None:
             self.on_arrival(msg)
 
+    def fds(self) -> List[int]:
+        """Every descriptor this mailbox reads (a forked child must not keep them)."""
+        return [self.fd, self._wake_r, self._wake_w]
+
     def deactivate_alias(self, ref: Any) -> None:
         """Stop accepting replies for ``ref`` and drop any already queued."""
         with self.lock:
@@ -353,25 +362,36 @@ class Mailbox:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 and polled:
                     raise Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})")
-                wait_ms = max(0, int(remaining * 1000 + 0.999))
+                # poll() takes a C int of milliseconds: wait in slices of ~24 days.
+                wait_ms = max(0, min(int(remaining * 1000 + 0.999), 2**31 - 1))
             if poller is None:
                 poller = select.poll()
                 poller.register(self.fd, select.POLLIN)
+                poller.register(self._wake_r, select.POLLIN)
             self.waiting = True
             try:
-                poller.poll(wait_ms)
+                events = poller.poll(wait_ms)
             finally:
                 self.waiting = False
             polled = True
+            if len(events) > 1 or (events and events[0][0] == self._wake_r):
+                _read_all(self._wake_r)
             with self.lock:
                 if not self._drain():
                     raise ProcessExit("noconnection")
 
     def __len__(self) -> int:
-        """Messages waiting (the pipe is drained first)."""
+        """Messages waiting (the pipe is drained first); safe from any thread."""
         with self.lock:
+            before = len(self.queue)
             self._drain()
-            return len(self.queue)
+            n = len(self.queue)
+            if n > before and self.waiting:
+                try:
+                    os.write(self._wake_w, b"!")
+                except OSError:  # already awake
+                    pass
+            return n
 
     def flush(self) -> List[Any]:
         """Take every waiting message out, oldest first."""
@@ -380,3 +400,26 @@ class Mailbox:
             out = list(self.queue)
             self.queue.clear()
             return out
+
+
+def _read_all(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:
+        pass
+
+
+class RawReader(Mailbox):
+    """Reads frames like a mailbox but keeps the bodies as bytes (the node's router)."""
+
+    def _deliver(self, body: bytes, sender: int, flags: int) -> None:
+        self.queue.append(body)
+
+    def take(self) -> Tuple[List[bytes], bool]:
+        """The complete bodies readable now, and False once every writer is gone."""
+        with self.lock:
+            alive = self._drain()
+            out = list(self.queue)
+            self.queue.clear()
+            return out, alive

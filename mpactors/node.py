@@ -76,11 +76,14 @@ class _NodeMain:
             w.put(payload, 0)
 
     def send_remote(self, dest: Any, payload: bytes) -> None:
-        # Through the kernel, like every other send of this process that may
-        # need a connection first: one FIFO keeps them in order.
+        # Through the router pipe, like every local process's remote sends:
+        # one FIFO keeps them in order, and the kernel drains it before it
+        # sends this process's signals.
         dist = self.kernel.dist
         if dist is not None:
-            self.kernel.cast(dist.route, self.pid, dest, payload)
+            from .dist import route_frame
+
+            dist.route_writer.put(route_frame(dest, payload), 0)
 
     def whereis(self, name: str) -> Optional[Pid]:
         return self.kernel.names.get(name)

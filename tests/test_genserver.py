@@ -147,7 +147,7 @@ def test_supervisor_strategies_restart_the_right_children(node: mpactors.Node, s
     first = {tag: pid for _, tag, pid in _started(3)}
     mpactors.exit(first["b"], "boom")
     again = _started(len(restarted))
-    assert [tag for _, tag, _ in again] == restarted
+    assert sorted(tag for _, tag, _ in again) == restarted  # each child reports from its own process
     children = dict(which_children(sup))
     for tag in "abc":
         assert (children[tag] != first[tag]) == (tag in restarted)

@@ -1,0 +1,384 @@
+"""Local benchmarks: one node in the benchmark's own process, against raw multiprocessing.
+
+Each ``*_mpactors`` function starts a local node, measures, and stops it (so no
+node thread exists while a baseline forks). Each ``*_raw`` function measures
+the same thing with bare ``multiprocessing`` (the ``fork`` context, as the
+node's default start method) between children of the benchmark process.
+Every function returns one number; :mod:`mpactors.bench` repeats and takes
+medians.
+
+Times come from ``time.perf_counter`` (``CLOCK_MONOTONIC`` on Linux, so the
+stamps of two processes on one host compare).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from typing import Any, List, Optional, Tuple
+
+import psutil
+
+from . import Node, receive, self, send, spawn
+from ._bench_util import WAIT, BenchError, running, wait_conn
+
+__all__ = [
+    "rt_actors", "tput_actors", "payload_of", "rt_mpactors", "rt_raw_queue", "rt_raw_pipe", "tput_mpactors", "tput_raw_queue",
+    "spawn_mpactors", "spawn_raw", "uss_mpactors", "uss_raw", "ring_mpactors", "ring_raw_queue",
+]
+
+_now = time.perf_counter
+
+
+def _ctx(method: str = "fork") -> Any:
+    return multiprocessing.get_context(method)
+
+
+# -- round trip ----------------------------------------------------------------
+def _echo_actor() -> None:
+    partner = receive()
+    while True:
+        x = receive()
+        if x is None:
+            return
+        send(partner, x)
+
+
+def _ping_actor(partner: Any, rounds: int, warmup: int, report_to: Any) -> None:
+    send(partner, self())
+    for i in range(warmup):
+        send(partner, i)
+        receive()
+    t0 = _now()
+    for i in range(rounds):
+        send(partner, i)
+        receive()
+    dt = _now() - t0
+    send(partner, None)
+    send(report_to, dt / rounds)
+
+
+def rt_actors(rounds: int, warmup: int, node: Optional[str] = None) -> float:
+    """In a running node: seconds per round trip between a local actor and one on ``node``."""
+    echo = spawn(_echo_actor, node=node)
+    spawn(_ping_actor, echo, rounds, warmup, self())
+    return float(receive(float, timeout=WAIT))
+
+
+def rt_mpactors(rounds: int, warmup: int) -> float:
+    """Seconds per round trip between two actors of one node (small message: an int)."""
+    with Node():
+        return rt_actors(rounds, warmup)
+
+
+def _q_echo(inbox: Any, outbox: Any) -> None:
+    while True:
+        x = inbox.get()
+        if x is None:
+            return
+        outbox.put(x)
+
+
+def _q_ping(outbox: Any, inbox: Any, rounds: int, warmup: int, result: Any) -> None:
+    for i in range(warmup):
+        outbox.put(i)
+        inbox.get()
+    t0 = _now()
+    for i in range(rounds):
+        outbox.put(i)
+        inbox.get()
+    dt = _now() - t0
+    outbox.put(None)
+    result.send(dt / rounds)
+
+
+def rt_raw_queue(rounds: int, warmup: int) -> float:
+    """Seconds per round trip between two children over two ``multiprocessing.Queue``s."""
+    ctx = _ctx()
+    a, b = ctx.Queue(), ctx.Queue()
+    r, w = ctx.Pipe(duplex=False)
+    procs = [ctx.Process(target=_q_echo, args=(a, b)), ctx.Process(target=_q_ping, args=(a, b, rounds, warmup, w))]
+    with running(procs):
+        return float(wait_conn(r))
+
+
+def _p_echo(conn: Any) -> None:
+    while True:
+        x = conn.recv()
+        if x is None:
+            return
+        conn.send(x)
+
+
+def _p_ping(conn: Any, rounds: int, warmup: int, result: Any) -> None:
+    for i in range(warmup):
+        conn.send(i)
+        conn.recv()
+    t0 = _now()
+    for i in range(rounds):
+        conn.send(i)
+        conn.recv()
+    dt = _now() - t0
+    conn.send(None)
+    result.send(dt / rounds)
+
+
+def rt_raw_pipe(rounds: int, warmup: int) -> float:
+    """Seconds per round trip between two children over one duplex ``multiprocessing.Pipe``."""
+    ctx = _ctx()
+    a, b = ctx.Pipe()
+    r, w = ctx.Pipe(duplex=False)
+    procs = [ctx.Process(target=_p_echo, args=(b,)), ctx.Process(target=_p_ping, args=(a, rounds, warmup, w))]
+    with running(procs):
+        return float(wait_conn(r))
+
+
+# -- one-way throughput -----------------------------------------------------------
+def _sink_actor(n: int, report_to: Any) -> None:
+    send(report_to, ("ready", self()))
+    for _ in range(n):
+        receive()
+    send(report_to, ("sink", _now()))
+
+
+def _source_actor(dest: Any, n: int, payload: Any, report_to: Any) -> None:
+    send(report_to, ("ready", self()))
+    receive()  # go
+    t0 = _now()
+    for _ in range(n):
+        send(dest, payload)
+    send(report_to, ("source", t0))
+
+
+def payload_of(size: int) -> Any:
+    """The message of a throughput test: a small tuple, or ``size`` bytes."""
+    return ("msg", 12345) if size == 0 else bytes(size)
+
+
+def tput_actors(n: int, size: int, node: Optional[str] = None) -> float:
+    """In a running node: messages per second from a local actor to one on ``node``."""
+    me = self()
+    sink = spawn(_sink_actor, n, me, node=node)
+    source = spawn(_source_actor, sink, n, payload_of(size), me)
+    for _ in range(2):
+        receive(("ready", object), timeout=WAIT)
+    send(source, "go")
+    _, t0 = receive(("source", float), timeout=WAIT)
+    _, t1 = receive(("sink", float), timeout=WAIT)
+    return n / (t1 - t0)
+
+
+def tput_mpactors(n: int, size: int) -> float:
+    """Messages per second from one actor to another of the same node."""
+    with Node():
+        return tput_actors(n, size)
+
+
+def _q_sink(q: Any, n: int, ready: Any, result: Any) -> None:
+    ready.send("ready")
+    for _ in range(n):
+        q.get()
+    result.send(_now())
+
+
+def _q_source(q: Any, n: int, size: int, go: Any, result: Any) -> None:
+    payload = payload_of(size)
+    go.recv()
+    t0 = _now()
+    for _ in range(n):
+        q.put(payload)
+    result.send(t0)
+
+
+def tput_raw_queue(n: int, size: int) -> float:
+    """Messages per second through one ``multiprocessing.Queue`` between two children."""
+    ctx = _ctx()
+    q = ctx.Queue()
+    sink_r, sink_w = ctx.Pipe(duplex=False)
+    src_r, src_w = ctx.Pipe(duplex=False)
+    go_r, go_w = ctx.Pipe(duplex=False)
+    procs = [
+        ctx.Process(target=_q_sink, args=(q, n, sink_w, sink_w)),
+        ctx.Process(target=_q_source, args=(q, n, size, go_r, src_w)),
+    ]
+    with running(procs):
+        wait_conn(sink_r, what="the sink's ready")
+        go_w.send("go")
+        t0 = wait_conn(src_r)
+        t1 = wait_conn(sink_r)
+    return n / (t1 - t0)
+
+
+# -- spawn ---------------------------------------------------------------------
+def _ready_actor(report_to: Any) -> None:
+    send(report_to, 1)
+    receive()
+
+
+def spawn_mpactors(n: int, start_method: str) -> Tuple[float, float]:
+    """Seconds until ``n`` new actors have each sent a message; and the node's stop time."""
+    node = Node(start_method=start_method).start()
+    try:
+        me = self()
+        t0 = _now()
+        for _ in range(n):
+            spawn(_ready_actor, me)
+        for _ in range(n):
+            receive(1, timeout=WAIT)
+        dt = _now() - t0
+    finally:
+        t1 = _now()
+        node.stop()
+        stop = _now() - t1
+    return dt, stop
+
+
+def _bare_ready(fd: int) -> None:
+    os.write(fd, b"x")
+    signal.pause()
+
+
+def _read_n(fd: int, n: int, timeout: float = WAIT) -> None:
+    import select
+
+    got = 0
+    deadline = time.monotonic() + timeout
+    while got < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise BenchError(f"only {got} of {n} children reported within {timeout:g} s")
+        got += len(os.read(fd, n - got))
+
+
+def spawn_raw(n: int, start_method: str) -> float:
+    """Seconds until ``n`` bare ``multiprocessing.Process`` children have each written a byte."""
+    ctx = _ctx(start_method)
+    r, w = os.pipe()
+    procs = [ctx.Process(target=_bare_ready, args=(w,)) for _ in range(n)]
+    try:
+        t0 = _now()
+        for p in procs:
+            p.start()
+        _read_n(r, n)
+        return _now() - t0
+    finally:
+        for p in procs:
+            if p.pid is not None:
+                p.kill()
+        for p in procs:
+            if p.pid is not None:
+                p.join()
+        os.close(r)
+        os.close(w)
+
+
+# -- idle memory -----------------------------------------------------------------
+def _idle_actor(report_to: Any) -> None:
+    send(report_to, ("up", os.getpid()))
+    receive()
+
+
+def _uss(os_pids: List[int]) -> List[float]:
+    return [psutil.Process(p).memory_full_info().uss for p in os_pids]
+
+
+_SETTLE = 0.3  # seconds for a new process to reach its idle state
+
+
+def uss_mpactors(k: int, start_method: str) -> float:
+    """Median USS (bytes) of ``k`` idle actors."""
+    with Node(start_method=start_method):
+        me = self()
+        for _ in range(k):
+            spawn(_idle_actor, me)
+        os_pids = [receive(("up", int), timeout=WAIT)[1] for _ in range(k)]
+        time.sleep(_SETTLE)
+        values = _uss(os_pids)
+    return float(sorted(values)[len(values) // 2])
+
+
+def _bare_idle(fd: int) -> None:
+    os.write(fd, b"x")
+    signal.pause()
+
+
+def uss_raw(k: int, start_method: str) -> float:
+    """Median USS (bytes) of ``k`` idle bare ``multiprocessing.Process`` children."""
+    ctx = _ctx(start_method)
+    r, w = os.pipe()
+    procs = [ctx.Process(target=_bare_idle, args=(w,)) for _ in range(k)]
+    try:
+        for p in procs:
+            p.start()
+        _read_n(r, k)
+        time.sleep(_SETTLE)
+        values = _uss([p.pid for p in procs])
+    finally:
+        for p in procs:
+            if p.pid is not None:
+                p.kill()
+                p.join()
+        os.close(r)
+        os.close(w)
+    return float(sorted(values)[len(values) // 2])
+
+
+# -- ring ------------------------------------------------------------------------
+def _ring_member() -> None:
+    nxt = receive()
+    while True:
+        token = receive()
+        send(nxt, token)
+        if token is None:
+            return
+
+
+def ring_mpactors(n: int, m: int) -> float:
+    """Messages per second: a token goes round ``n`` actors and the main process ``m`` times."""
+    with Node():
+        me = self()
+        pids = [spawn(_ring_member) for _ in range(n)]
+        for pid, nxt in zip(pids, pids[1:] + [me]):
+            send(pid, nxt)
+        send(pids[0], -1)  # warm-up round
+        receive(-1, timeout=WAIT)
+        t0 = _now()
+        for r in range(m):
+            send(pids[0], r)
+            receive(r, timeout=WAIT)
+        dt = _now() - t0
+        send(pids[0], None)
+        receive(None, timeout=WAIT)
+    return (n + 1) * m / dt
+
+
+def _q_member(inbox: Any, outbox: Any) -> None:
+    while True:
+        token = inbox.get()
+        outbox.put(token)
+        if token is None:
+            return
+
+
+def ring_raw_queue(n: int, m: int) -> float:
+    """The same ring with ``n`` bare children linked by ``multiprocessing.Queue``s."""
+    ctx = _ctx()
+    queues = [ctx.Queue() for _ in range(n + 1)]
+    procs = [ctx.Process(target=_q_member, args=(queues[i], queues[i + 1])) for i in range(n)]
+    first, last = queues[0], queues[n]
+
+    def round_trip(token: Any) -> None:
+        first.put(token)
+        got = last.get(timeout=WAIT)
+        if got != token:
+            raise BenchError(f"ring returned {got!r}, expected {token!r}")
+
+    with running(procs):
+        round_trip(-1)
+        t0 = _now()
+        for r in range(m):
+            round_trip(r)
+        dt = _now() - t0
+        round_trip(None)
+    return (n + 1) * m / dt

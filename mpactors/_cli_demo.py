@@ -1,0 +1,56 @@
+"""Small actors for ``scripts/demo`` and for trying the CLI by hand.
+
+They live in the package so that ``mpactors spawn NODE mpactors._cli_demo:counter``
+and ``mpactors rpc NODE mpactors._cli_demo:total`` work on any node::
+
+    mpactors spawn a mpactors._cli_demo:counter          # registered as 'counter'
+    mpactors send a counter "('add', 5)"
+    mpactors rpc a mpactors._cli_demo:total              # -> 5
+    mpactors spawn a mpactors._cli_demo:pong             # registered as 'pong'
+    mpactors rpc b mpactors._cli_demo:ping a@host 3      # b pings a's 'pong' 3 times
+"""
+from __future__ import annotations
+
+from typing import Any, List
+
+from . import primitives
+from .pattern import ANY
+
+__all__ = ["counter", "total", "pong", "ping"]
+
+#: How long the request/reply helpers wait for an answer (seconds).
+REPLY_TIMEOUT = 5.0
+
+
+def counter(name: str = "counter") -> None:
+    """Register as ``name``; add ``('add', n)``, answer ``('get', pid)`` with ``('total', n)``."""
+    primitives.register(name)
+    count: Any = 0
+    while True:
+        msg = primitives.receive()
+        if type(msg) is tuple and len(msg) == 2 and msg[0] == "add":
+            count += msg[1]
+        elif type(msg) is tuple and len(msg) == 2 and msg[0] == "get":
+            primitives.send(msg[1], ("total", count))
+
+
+def total(name: str = "counter") -> Any:
+    """The total of the counter registered as ``name`` on this node (for ``mpactors rpc``)."""
+    primitives.send(name, ("get", primitives.self()))
+    return primitives.receive(("total", ANY), timeout=REPLY_TIMEOUT)[1]
+
+
+def pong(name: str = "pong") -> None:
+    """Register as ``name``; answer ``('ping', pid, n)`` with ``('pong', node, n)``."""
+    primitives.register(name)
+    while True:
+        msg = primitives.receive()
+        if type(msg) is tuple and len(msg) == 3 and msg[0] == "ping":
+            primitives.send(msg[1], ("pong", primitives.node(), msg[2]))
+
+
+def ping(node: str, count: int = 3, name: str = "pong") -> List[Any]:
+    """Ping the ``pong`` actor on ``node`` ``count`` times; returns the answers, in order."""
+    for n in range(count):
+        primitives.send((name, node), ("ping", primitives.self(), n))
+    return [primitives.receive(("pong", ANY, n), timeout=REPLY_TIMEOUT) for n in range(count)]

@@ -1,0 +1,439 @@
+"""``python -m mpactors.bench`` (``scripts/bench``): mpactors next to raw multiprocessing.
+
+Every figure is measured in the same run, on the same machine, next to a
+baseline built from bare ``multiprocessing`` parts, and the table gives the
+ratio and whether the project's target is met:
+
+=====================  ==============================================  ==========================
+benchmark              baseline                                        target
+=====================  ==============================================  ==========================
+local round trip       two raw ``multiprocessing.Queue`` s / a ``Pipe``  <= 1.0x / <= 1.5x (moonshot)
+local throughput       one raw ``Queue`` (small, 1 KiB, 64 KiB)        small: >= 0.85x
+remote round trip      ``multiprocessing.connection`` + authkey, TCP   <= 2.0x
+remote throughput      one ``Client.send`` per message                 small: >= 1.0x
+spawn 100 / 1,000      bare ``multiprocessing.Process`` (same method)  <= 1.5x / <= 2 s
+idle actor USS         a bare idle child                               <= 2.0x
+ring 100 x 1,000       100 bare children linked by ``Queue`` s           (none)
+16-node mesh           (none: seconds until every node sees 15 others) (none)
+=====================  ==============================================  ==========================
+
+Each figure is the median of several repetitions, and each repetition runs the
+baseline right before mpactors, so drift in the machine's load hits both.
+``--quick`` uses small counts (a smoke run for CI, well under a minute);
+``--json`` prints the rows as JSON; ``--peers pykka,thespian`` adds those
+libraries (the ``bench`` extra) side by side. Every process the benchmark
+starts is stopped before it returns, including the port mapper of the remote
+benchmarks, which runs on a private port.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import _bench_local as local
+from . import _bench_remote as remote
+from ._bench_peers import CODE as PEER_CODE
+from ._bench_peers import PEERS
+from ._bench_util import WAIT, BenchError, Row, Sub, median, raise_fd_limit
+
+__all__ = ["main", "run", "Settings", "GROUPS"]
+
+#: Benchmark groups, in the order they run (``--only`` picks some).
+GROUPS = ("local_rt", "local_tput", "remote", "spawn", "uss", "ring", "mesh")
+
+_KIB = 1024
+_SIZES = (("small", 0), ("1k", _KIB), ("64k", 64 * _KIB))
+_SIZE_NAMES = {"small": "small", "1k": "1 KiB", "64k": "64 KiB"}
+
+
+@dataclass
+class Settings:
+    """Counts and repetitions of one run."""
+
+    reps: int
+    rt_rounds: int
+    rt_warmup: int
+    tput: Dict[str, int]
+    remote_rt_rounds: int
+    remote_tput: Dict[str, int]
+    spawn_small: int
+    spawn_large: int
+    spawn_large_reps: int
+    uss_children: int
+    ring_n: int
+    ring_m: int
+    ring_reps: int
+    mesh_nodes: int
+    mesh_reps: int
+    peer_rounds: int
+    peer_n: int
+    start_method: str
+    quick: bool = False
+
+    @classmethod
+    def full(cls, start_method: str) -> Settings:
+        return cls(
+            reps=5, rt_rounds=5000, rt_warmup=500, tput={"small": 20000, "1k": 20000, "64k": 2000},
+            remote_rt_rounds=3000, remote_tput={"small": 20000, "1k": 10000, "64k": 1000},
+            spawn_small=100, spawn_large=1000, spawn_large_reps=3, uss_children=10,
+            ring_n=100, ring_m=1000, ring_reps=3, mesh_nodes=16, mesh_reps=3,
+            peer_rounds=3000, peer_n=10000, start_method=start_method,
+        )
+
+    @classmethod
+    def quick_run(cls, start_method: str) -> Settings:
+        return cls(
+            reps=2, rt_rounds=1000, rt_warmup=100, tput={"small": 5000, "1k": 5000, "64k": 300},
+            remote_rt_rounds=500, remote_tput={"small": 5000, "1k": 2000, "64k": 200},
+            spawn_small=100, spawn_large=250, spawn_large_reps=1, uss_children=4,
+            ring_n=20, ring_m=100, ring_reps=1, mesh_nodes=16, mesh_reps=1,
+            peer_rounds=500, peer_n=2000, start_method=start_method, quick=True,
+        )
+
+
+def _progress(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _repeat(rows: Sequence[Row], reps: int, steps: Sequence[Callable[[], None]]) -> None:
+    for i in range(reps):
+        _progress(f"{rows[0].id}{'...' if len(rows) > 1 else ''}: repetition {i + 1}/{reps}")
+        for step in steps:
+            step()
+
+
+def _finish(rows: Sequence[Row]) -> None:
+    for row in rows:
+        row.value = median(row.samples)
+        row.baseline = median(row.baseline_samples)
+
+
+# -- the groups ------------------------------------------------------------------------
+def _local_rt(s: Settings) -> List[Row]:
+    q = Row("local_rt_queue", "local round trip, actor <-> actor (small)", "us", "lower",
+            baseline_name="2 raw Queues", target_ratio=1.0, params={"rounds": s.rt_rounds})
+    p = Row("local_rt_pipe", "local round trip, actor <-> actor (small)", "us", "lower",
+            baseline_name="raw duplex Pipe", target_ratio=1.5, moonshot=True, params={"rounds": s.rt_rounds})
+    args = (s.rt_rounds, s.rt_warmup)
+
+    def step() -> None:
+        q.baseline_samples.append(local.rt_raw_queue(*args) * 1e6)
+        p.baseline_samples.append(local.rt_raw_pipe(*args) * 1e6)
+        value = local.rt_mpactors(*args) * 1e6
+        q.samples.append(value)
+        p.samples.append(value)
+
+    _repeat([q, p], s.reps, [step])
+    return [q, p]
+
+
+def _local_tput(s: Settings) -> List[Row]:
+    rows = []
+    for key, size in _SIZES:
+        n = s.tput[key]
+        row = Row(f"local_tput_{key}", f"local one-way throughput, actor -> actor ({_SIZE_NAMES[key]})",
+                  "msg/s", "higher", baseline_name="raw Queue", params={"messages": n, "bytes": size})
+        if key == "small":
+            row.target_ratio = 0.85
+
+        def step(row: Row = row, n: int = n, size: int = size) -> None:
+            row.baseline_samples.append(local.tput_raw_queue(n, size))
+            row.samples.append(local.tput_mpactors(n, size))
+
+        _repeat([row], s.reps, [step])
+        rows.append(row)
+    return rows
+
+
+def _remote(s: Settings) -> List[Row]:
+    rt = Row("remote_rt", "remote round trip, actor <-> actor on 2 nodes (small)", "us", "lower",
+             baseline_name="raw Client/Listener+authkey", target_ratio=2.0, params={"rounds": s.remote_rt_rounds})
+    tputs = []
+    for key, size in _SIZES:
+        row = Row(f"remote_tput_{key}", f"remote one-way throughput, 2 nodes ({_SIZE_NAMES[key]})", "msg/s",
+                  "higher", baseline_name="raw Client.send per message",
+                  params={"messages": s.remote_tput[key], "bytes": size})
+        if key == "small":
+            row.target_ratio = 1.0
+        tputs.append(row)
+    rows = [rt, *tputs]
+    with remote.cluster_env() as env:
+        try:
+            with remote.RemotePair(env) as pair:
+
+                def step() -> None:
+                    rt.baseline_samples.append(remote.rt_raw_tcp(s.remote_rt_rounds, s.rt_warmup) * 1e6)
+                    rt.samples.append(pair.rt(s.remote_rt_rounds, s.rt_warmup) * 1e6)
+                    for row in tputs:
+                        n, size = row.params["messages"], row.params["bytes"]
+                        row.baseline_samples.append(remote.tput_raw_tcp(n, size))
+                        row.samples.append(pair.tput(n, size))
+
+                _repeat(rows, s.reps, [step])
+        except BenchError as exc:
+            raise BenchError(f"{exc}\n{remote.node_logs(env)}") from None
+    return rows
+
+
+def _spawn(s: Settings) -> List[Row]:
+    small = Row("spawn_100", f"spawn {s.spawn_small} actors until all run", "ms", "lower",
+                baseline_name=f"bare Process ({s.start_method})", target_ratio=1.5,
+                params={"actors": s.spawn_small})
+    large = Row("spawn_1000", f"spawn {s.spawn_large} actors on one node until all run", "ms", "lower",
+                baseline_name=f"bare Process ({s.start_method})",
+                target_abs=2000.0 * s.spawn_large / 1000, params={"actors": s.spawn_large})
+    if s.spawn_large != 1000:
+        large.note = f"quick run: {s.spawn_large} actors, target scaled to {large.target_abs:g} ms"
+    stops: List[float] = []
+    for row, reps in ((small, s.reps), (large, s.spawn_large_reps)):
+        n = row.params["actors"]
+
+        def step(row: Row = row, n: int = n) -> None:
+            row.baseline_samples.append(local.spawn_raw(n, s.start_method) * 1e3)
+            dt, stop = local.spawn_mpactors(n, s.start_method)
+            row.samples.append(dt * 1e3)
+            if n == s.spawn_large:
+                stops.append(stop)
+
+        _repeat([row], reps, [step])
+    large.params["node_stop_ms"] = round((median(stops) or 0.0) * 1e3, 1)
+    return [small, large]
+
+
+def _uss(s: Settings) -> List[Row]:
+    row = Row("idle_uss", "idle actor USS (memory_full_info().uss)", "MiB", "lower",
+              baseline_name=f"bare idle child ({s.start_method})", target_ratio=2.0,
+              params={"children": s.uss_children})
+
+    def step() -> None:
+        row.baseline_samples.append(local.uss_raw(s.uss_children, s.start_method) / 2**20)
+        row.samples.append(local.uss_mpactors(s.uss_children, s.start_method) / 2**20)
+
+    _repeat([row], s.reps, [step])
+    return [row]
+
+
+def _ring(s: Settings) -> List[Row]:
+    row = Row("ring", f"ring of {s.ring_n} actors, {s.ring_m} rounds", "msg/s", "higher",
+              baseline_name=f"{s.ring_n} bare children + Queues", params={"n": s.ring_n, "m": s.ring_m})
+
+    def step() -> None:
+        row.baseline_samples.append(local.ring_raw_queue(s.ring_n, s.ring_m))
+        row.samples.append(local.ring_mpactors(s.ring_n, s.ring_m))
+
+    _repeat([row], s.ring_reps, [step])
+    return [row]
+
+
+def _mesh(s: Settings) -> List[Row]:
+    row = Row("mesh_16", f"{s.mesh_nodes}-node mesh on one host, fully connected", "s", "lower",
+              params={"nodes": s.mesh_nodes},
+              note="from 'go' (all nodes started) until every nodes() has all others")
+
+    def step() -> None:
+        with remote.cluster_env() as env:
+            try:
+                row.samples.append(remote.mesh_time(env, s.mesh_nodes))
+            except BenchError as exc:
+                raise BenchError(f"{exc}\n{remote.node_logs(env)}") from None
+
+    _repeat([row], s.mesh_reps, [step])
+    return [row]
+
+
+_GROUP_FNS: Dict[str, Callable[[Settings], List[Row]]] = {
+    "local_rt": _local_rt, "local_tput": _local_tput, "remote": _remote, "spawn": _spawn,
+    "uss": _uss, "ring": _ring, "mesh": _mesh,
+}
+_GROUP_ROWS = {
+    "local_rt": ["local_rt_queue", "local_rt_pipe"],
+    "local_tput": [f"local_tput_{k}" for k, _ in _SIZES],
+    "remote": ["remote_rt"] + [f"remote_tput_{k}" for k, _ in _SIZES],
+    "spawn": ["spawn_100", "spawn_1000"], "uss": ["idle_uss"], "ring": ["ring"], "mesh": ["mesh_16"],
+}
+
+
+def _peer_rows(s: Settings, peer: str, rows: List[Row]) -> List[Row]:
+    """Round trip and small throughput of ``peer``, against this run's raw Queue figures."""
+    by_id = {r.id: r for r in rows}
+    kind = PEERS[peer]
+    rt = Row(f"{peer}_rt", f"{peer} ({kind}): round trip, actor <-> actor (small)", "us", "lower",
+             baseline_name="2 raw Queues", params={"rounds": s.peer_rounds})
+    tput = Row(f"{peer}_tput_small", f"{peer} ({kind}): one-way throughput (small)", "msg/s", "higher",
+               baseline_name="raw Queue", params={"messages": s.peer_n})
+    q_rt, q_tput = by_id.get("local_rt_queue"), by_id.get("local_tput_small")
+    rt.baseline = q_rt.baseline if q_rt and q_rt.baseline else local.rt_raw_queue(s.rt_rounds, s.rt_warmup) * 1e6
+    if q_tput and q_tput.baseline:
+        tput.baseline = q_tput.baseline
+    else:
+        tput.baseline = local.tput_raw_queue(s.tput["small"], 0)
+    _progress(f"{peer}: {s.reps} repetitions")
+    sub = Sub(PEER_CODE, [peer, str(s.peer_rounds), str(s.peer_n), str(s.reps)])
+    try:
+        result = sub.recv(WAIT * 2, what=f"the {peer} figures")
+    finally:
+        sub.close()
+    if "skipped" in result:
+        rt.note = tput.note = f"skipped: {result['skipped']}"
+    else:
+        rt.samples = [v * 1e6 for v in result["rt"]]
+        tput.samples = list(result["tput"])
+        rt.value, tput.value = median(rt.samples), median(tput.samples)
+    return [rt, tput]
+
+
+# -- running and reporting ----------------------------------------------------------------
+def run(settings: Settings, groups: Sequence[str] = GROUPS, peers: Sequence[str] = ()) -> List[Row]:
+    """Run the chosen groups (and peers); a group that fails gives rows with ``error`` set."""
+    rows: List[Row] = []
+    for group in groups:
+        try:
+            got = _GROUP_FNS[group](settings)
+            _finish(got)
+        except Exception as exc:  # noqa: BLE001 - one failed group must not lose the others
+            why = f"{type(exc).__name__}: {exc}"
+            got = [Row(rid, rid.replace("_", " "), "", "lower", error=why) for rid in _GROUP_ROWS[group]]
+            _progress(f"{group} FAILED: {why}")
+        rows.extend(got)
+    for peer in peers:
+        try:
+            rows.extend(_peer_rows(settings, peer, rows))
+        except Exception as exc:  # noqa: BLE001
+            rows.append(Row(f"{peer}_rt", f"{peer}: round trip", "", "lower", error=f"{type(exc).__name__}: {exc}"))
+    return rows
+
+
+def machine() -> Dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return {
+        "nproc": os.cpu_count(), "cpu": model or platform.processor(),
+        "python": platform.python_version(), "implementation": platform.python_implementation(),
+        "platform": platform.platform(), "loadavg": [round(x, 2) for x in load],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+
+
+def _fmt(value: Optional[float], unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "msg/s":
+        return f"{value:,.0f} msg/s"
+    if unit in ("us", "ms"):
+        return f"{value:,.1f} {'µs' if unit == 'us' else 'ms'}"
+    if unit == "MiB":
+        return f"{value:.2f} MiB"
+    return f"{value:.3g} {unit}"
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| benchmark | mpactors | baseline | baseline value | ratio | target | met |",
+        "|---|---:|---|---:|---:|---|---|",
+    ]
+    for r in rows:
+        if r.error:
+            met = "ERROR"
+        elif r.met is None:
+            met = "-"
+        else:
+            met = "yes" if r.met else "**no**"
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+        name = r.name + (f" ({r.note})" if r.note else "")
+        lines.append(
+            f"| {name} | {_fmt(r.value, r.unit)} | {r.baseline_name or '-'} | {_fmt(r.baseline, r.unit)} "
+            f"| {ratio} | {r.target or '-'} | {met} |"
+        )
+    errors = [f"- {r.id}: {r.error}" for r in rows if r.error]
+    return "\n".join(lines + ([""] + errors if errors else []))
+
+
+def _leftovers() -> List[str]:
+    """Kill and name any process of ours still alive (there should be none)."""
+    import psutil
+
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            found.append(f"{p.pid} {' '.join(p.cmdline())[:80]}")
+            p.kill()
+        except psutil.Error:
+            pass
+    return found
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every `finally`: processes get stopped
+
+
+def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m mpactors.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run for CI (< 60 s)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--peers", default="", help=f"comma-separated other libraries: {', '.join(PEERS)}")
+    parser.add_argument("--only", default="", help=f"comma-separated groups: {', '.join(GROUPS)}")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per figure (default 5; quick 2)")
+    parser.add_argument("--start-method", default="fork", choices=("fork", "forkserver", "spawn"),
+                        help="start method for actors and bare children (default %(default)s)")
+    args = parser.parse_args(argv)
+    for name, allowed in (("peers", PEERS), ("only", GROUPS)):
+        bad = [x for x in getattr(args, name).split(",") if x and x not in allowed]
+        if bad:
+            parser.error(f"--{name}: unknown {', '.join(bad)} (choose from {', '.join(allowed)})")
+    if args.reps is not None and args.reps < 1:
+        parser.error("--reps must be at least 1")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the suite; exit status 1 if a benchmark failed (a missed target is not a failure)."""
+    args = _parse(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    raise_fd_limit()
+    make = Settings.quick_run if args.quick else Settings.full
+    settings = make(args.start_method)
+    if args.reps is not None:
+        settings.reps = args.reps
+    groups = [g for g in GROUPS if not args.only or g in args.only.split(",")]
+    peers = [p for p in args.peers.split(",") if p]
+    info = machine()
+    started = time.monotonic()
+    try:
+        rows = run(settings, groups, peers)
+    finally:
+        leftovers = _leftovers()
+        if leftovers:
+            _progress(f"killed processes left behind: {leftovers}")
+    info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    info["seconds"] = round(time.monotonic() - started, 1)
+    if args.json:
+        out = {"machine": info, "quick": settings.quick, "start_method": settings.start_method,
+               "reps": settings.reps, "rows": [r.to_json() for r in rows], "leftover_processes": leftovers}
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"# mpactors benchmarks{' (quick)' if settings.quick else ''}: {info['nproc']} CPUs, {info['cpu']}, "
+              f"Python {info['python']}, start method {settings.start_method}, medians of {settings.reps} "
+              f"(load average {info['loadavg'][0]} -> {info['loadavg_end'][0]}, {info['seconds']} s)\n")
+        print(table(rows))
+    return 1 if any(r.error for r in rows) or leftovers else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
