@@ -75,7 +75,7 @@ def start(method: str, target: Callable[[Any], None], boot: Any) -> ActorProcess
         # Children fork from the server with mpactors already imported, instead
         # of importing it (and dill, psutil) one by one: ~10x faster spawns.
         ctx.set_forkserver_preload(["mpactors._worker"])
-    proc = ctx.Process(target=target, args=(boot,), daemon=False)
+    proc = ctx.Process(target=target, args=(boot,), daemon=False)  # type: ignore[attr-defined]
     proc.start()
     return ActorProcess(proc.pid, proc.sentinel, proc)  # type: ignore[arg-type]
 
@@ -90,7 +90,7 @@ def _fork(target: Callable[[Any], None], boot: Any) -> ActorProcess:
             os.close(r)
             # The write end stays open (and unknown to everyone else) until this
             # process ends: that is the parent's sentinel.
-            multiprocessing.util._run_after_forkers()  # user's mp queues/locks
+            multiprocessing.util._run_after_forkers()  # type: ignore[attr-defined] # user's mp queues/locks
             target(boot)
             code = 0
         finally:

@@ -153,7 +153,7 @@ def host_address(host: str) -> str:
     except OSError:
         pass
     try:
-        return socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]  # type: ignore[no-any-return]
+        return str(socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
     except socket.gaierror as exc:
         raise NodeError(f"cannot resolve host {host!r}: {exc}") from None
 

@@ -26,6 +26,7 @@ class Pid:
     id: int
     serial: int
     creation: int
+    _hash: int
 
     def __init__(self, node: str, id: int, serial: int = 0, creation: int = 0) -> None:
         object.__setattr__(self, "node", node)
