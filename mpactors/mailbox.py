@@ -363,7 +363,7 @@ class Mailbox:
                 if remaining <= 0 and polled:
                     raise Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})")
                 # poll() takes a C int of milliseconds: wait in slices of ~24 days.
-                wait_ms = max(0, min(int(remaining * 1000 + 0.999), 2**31 - 1))
+                wait_ms = max(0, int(min(remaining * 1000 + 0.999, 2**31 - 1)))
             if poller is None:
                 poller = select.poll()
                 poller.register(self.fd, select.POLLIN)

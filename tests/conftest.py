@@ -94,3 +94,22 @@ def epmd(epmd_port: int, mpactors_home: str) -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def multiprocessing_helpers() -> Iterator[None]:
+    """Start multiprocessing's fork server and resource tracker before the tests.
+
+    The ``forkserver`` and ``spawn`` start methods start these helpers on
+    first use, and they live as long as the pytest process: started inside a
+    test they would be reported as left-over processes. Started here, they
+    predate every test's snapshot, and they are stopped when the module is
+    done (private API: the only way multiprocessing offers).
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    resource_tracker.ensure_running()
+    forkserver.ensure_running()
+    yield
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
