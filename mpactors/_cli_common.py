@@ -11,7 +11,10 @@ import contextlib
 import importlib
 import os
 import socket
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+
+import click
 
 from . import config, epmd, primitives, rpc
 from .errors import BadArg, EpmdError, NodeError
@@ -19,10 +22,33 @@ from .node import Node
 from .pid import Pid, parse_pid
 
 __all__ = [
-    "CLI_NODE_PREFIX", "CLI_TIMEOUT", "short_host", "full_node_name", "is_local", "local_names",
-    "registered_locally", "hidden_node", "check_reachable", "resolve_pid", "parse_literal", "parse_args",
-    "format_table", "human_bytes", "spawn_named", "resolve_function", "log_file", "jsonable", "info_row",
+    "CLI_NODE_PREFIX",
+    "CLI_TIMEOUT",
+    "check_reachable",
+    "cookie_option",
+    "format_table",
+    "full_node_name",
+    "hidden_node",
+    "human_bytes",
+    "info_row",
+    "is_local",
+    "jsonable",
+    "local_names",
+    "log_file",
+    "node_argument",
+    "node_callback",
+    "parse_args",
+    "parse_literal",
+    "registered_locally",
+    "resolve_function",
+    "resolve_pid",
+    "short_host",
+    "shown_value",
+    "spawn_named",
+    "unused_cookie_option",
 ]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: Hidden CLI nodes are called ``mpactors-cli-<OS pid>``; ``ps`` skips them.
 CLI_NODE_PREFIX = "mpactors-cli-"
@@ -86,7 +112,8 @@ def check_reachable(node: str) -> None:
         NodeError: ``node`` is on this host and not registered with its port mapper.
     """
     if is_local(node) and not registered_locally(node):
-        raise NodeError(f"node {node} is not running (not registered with the port mapper on port {config.epmd_port()})")
+        port = config.epmd_port()
+        raise NodeError(f"node {node} is not running (not registered with the port mapper on port {port})")
 
 
 def resolve_pid(text: str) -> Pid:
@@ -205,3 +232,40 @@ def info_row(info: Dict[str, Any]) -> List[Any]:
         human_bytes(info.get("memory")),
         None if cpu is None else f"{cpu:.1f}",
     ]
+
+
+def shown_value(key: str, value: Any) -> str:
+    """A ``process_info`` value for people: sizes in K/M, times as dates, lists joined."""
+    if key == "memory" and isinstance(value, int):
+        return f"{human_bytes(value)} ({value} bytes)"
+    if key == "started" and isinstance(value, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(str(v) for v in value)
+    return "-" if value is None or value == "" else str(value)
+
+
+# -- click parameters shared by the commands -------------------------------------
+def cookie_option(fn: _F) -> _F:
+    """``--cookie`` (default ``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``)."""
+    return click.option(
+        "--cookie",
+        envvar="MPACTORS_COOKIE",
+        default=None,
+        metavar="COOKIE",
+        help="The cluster cookie [default: $MPACTORS_COOKIE, else ~/.mpactors.cookie].",
+    )(fn)
+
+
+def unused_cookie_option(fn: _F) -> _F:
+    """``--cookie`` accepted (every command takes it) by commands that need none."""
+    return click.option("--cookie", envvar="MPACTORS_COOKIE", default=None, hidden=True, expose_value=False)(fn)
+
+
+def node_callback(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    return None if value is None else full_node_name(value)
+
+
+def node_argument(fn: _F) -> _F:
+    """``NODE``: ``name`` or ``name@host``."""
+    return click.argument("node", callback=node_callback)(fn)

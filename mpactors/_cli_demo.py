@@ -16,7 +16,7 @@ from typing import Any, List
 from . import primitives
 from .pattern import ANY
 
-__all__ = ["counter", "total", "pong", "ping"]
+__all__ = ["counter", "ping", "pong", "total"]
 
 #: How long the request/reply helpers wait for an answer (seconds).
 REPLY_TIMEOUT = 5.0

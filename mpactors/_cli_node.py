@@ -34,12 +34,20 @@ from typing import List, Optional, Tuple
 import psutil
 
 from . import config, introspect, primitives, rpc
-from ._cli_common import CLI_NODE_PREFIX, CLI_TIMEOUT, check_reachable, hidden_node, is_local, log_file, registered_locally
+from ._cli_common import (
+    CLI_NODE_PREFIX,
+    CLI_TIMEOUT,
+    check_reachable,
+    hidden_node,
+    is_local,
+    log_file,
+    registered_locally,
+)
 from .errors import NodeError, Timeout
 from .messages import NodeDown
 from .node import Node
 
-__all__ = ["run_foreground", "start_detached", "stop_node", "configure_logging", "START_TIMEOUT", "STOP_WAIT"]
+__all__ = ["START_TIMEOUT", "STOP_WAIT", "configure_logging", "run_foreground", "start_detached", "stop_node"]
 
 log = logging.getLogger("mpactors.node")
 

@@ -32,7 +32,7 @@ from .errors import ProcessExit
 from .messages import ExitSignal
 from .pid import Pid
 
-__all__ = ["evaluator", "RemoteConsole", "run_shell"]
+__all__ = ["RemoteConsole", "evaluator", "run_shell"]
 
 _TAG = "mpactors-shell"
 _SOURCE_NAME = "<shell>"

@@ -571,30 +571,17 @@ class Kernel:
         ref = self.make_ref()
         if isinstance(target, tuple) and len(target) == 2 and target[1] == self.node_name:
             target = target[0]
-        if isinstance(target, tuple) and len(target) == 2 and all(isinstance(t, str) for t in target):
-            if self.dist is None:
-                self.deliver(caller, Down(ref, target, "noconnection"))
-                return ref
-            crec = self.local_rec(caller)
-            if crec is not None:
-                crec.monitors[ref] = target
-            self.dist.monitor(caller, target, ref)
-            return ref
         if isinstance(target, str):
             pid = self.names.get(target)
             if pid is None:
                 self.deliver(caller, Down(ref, (target, self.node_name), "noproc"))
                 return ref
             target = pid
-        _check_pid(target)
-        if target.node != self.node_name:
-            if self.dist is None:
-                self.deliver(caller, Down(ref, target, "noconnection"))
-                return ref
-            crec = self.local_rec(caller)
-            if crec is not None:
-                crec.monitors[ref] = target
-            self.dist.monitor(caller, target, ref)
+        remote_name = isinstance(target, tuple) and len(target) == 2 and all(isinstance(t, str) for t in target)
+        if not remote_name:
+            _check_pid(target)
+        if remote_name or target.node != self.node_name:
+            self._monitor_remote(caller, target, ref)
             return ref
         rec = self.local_rec(target)
         if rec is None:
@@ -602,6 +589,16 @@ class Kernel:
             return ref
         self._add_monitor(caller, rec, ref)
         return ref
+
+    def _monitor_remote(self, caller: Pid, target: Any, ref: Ref) -> None:
+        """Monitor a pid or ``(name, node)`` on another node."""
+        if self.dist is None:
+            self.deliver(caller, Down(ref, target, "noconnection"))
+            return
+        crec = self.local_rec(caller)
+        if crec is not None:
+            crec.monitors[ref] = target
+        self.dist.monitor(caller, target, ref)
 
     def op_demonitor(self, caller: Pid, ref: Ref) -> bool:
         crec = self.local_rec(caller)

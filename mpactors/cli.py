@@ -9,45 +9,48 @@ gets ``@<short hostname>``. Every command takes ``--cookie`` (default
 ``MPACTORS_EPMD_PORT`` and ``MPACTORS_HOME``.
 
 Machinery lives beside this module: :mod:`mpactors._cli_common` (hidden node,
-names, tables), :mod:`mpactors._cli_node` (start/stop), :mod:`mpactors._cli_shell`
-(the remote prompt) and :mod:`mpactors._cli_demo` (actors for ``scripts/demo``).
+names, tables, shared options), :mod:`mpactors._cli_node` (start/stop),
+:mod:`mpactors._cli_shell` (the remote prompt), :mod:`mpactors._cli_epmd` (the
+``epmd`` commands) and :mod:`mpactors._cli_demo` (actors for ``scripts/demo``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
-import signal
 import sys
 import time
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, List, Optional
 
 import click
 
-from . import __version__, config, epmd, introspect, primitives, rpc
+from . import __version__, introspect, primitives, rpc
 from ._cli_common import (
     CLI_TIMEOUT,
     check_reachable,
+    cookie_option,
     format_table,
-    full_node_name,
     hidden_node,
-    human_bytes,
     info_row,
     is_local,
     jsonable,
     local_names,
     log_file,
+    node_argument,
+    node_callback,
     parse_args,
     parse_literal,
     registered_locally,
     resolve_pid,
     short_host,
+    shown_value,
+    unused_cookie_option,
 )
+from ._cli_epmd import epmd_group
 from .errors import BadArg, EpmdError, MpactorsError, RemoteError
 from .messages import Down, Trace
 from .pid import Pid
 
-__all__ = ["main", "cli"]
-
-_F = TypeVar("_F", bound=Callable[..., Any])
+__all__ = ["cli", "main"]
 
 #: ``ps`` column titles; the numeric ones are right-aligned.
 _PS_HEADERS = ["PID", "OS PID", "NAME", "CALLABLE", "STATUS", "MSGQ", "MEMORY", "CPU%"]
@@ -74,31 +77,6 @@ def _message(exc: Exception) -> str:
 def _one_line(text: str) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return " ".join(lines) or "failed"
-
-
-def cookie_option(fn: _F) -> _F:
-    """``--cookie`` (default ``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``)."""
-    return click.option(
-        "--cookie",
-        envvar="MPACTORS_COOKIE",
-        default=None,
-        metavar="COOKIE",
-        help="The cluster cookie [default: $MPACTORS_COOKIE, else ~/.mpactors.cookie].",
-    )(fn)
-
-
-def unused_cookie_option(fn: _F) -> _F:
-    """``--cookie`` accepted (every command takes it) by commands that need none."""
-    return click.option("--cookie", envvar="MPACTORS_COOKIE", default=None, hidden=True, expose_value=False)(fn)
-
-
-def _node(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
-    return None if value is None else full_node_name(value)
-
-
-def node_argument(fn: _F) -> _F:
-    """``NODE``: ``name`` or ``name@host``."""
-    return click.argument("node", callback=_node)(fn)
 
 
 @click.group(
@@ -190,7 +168,7 @@ def nodes(node: str, cookie: Optional[str]) -> None:
 
 # -- actors --------------------------------------------------------------------
 @cli.command()
-@click.argument("node", required=False, callback=_node)
+@click.argument("node", required=False, callback=node_callback)
 @cookie_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of process_info dicts).")
 def ps(node: Optional[str], cookie: Optional[str], as_json: bool) -> None:
@@ -247,18 +225,7 @@ def info(pid: str, cookie: Optional[str], as_json: bool) -> None:
         click.echo(json.dumps(jsonable(data), indent=2))
         return
     for key in sorted(data):
-        click.echo(f"{key + ':':<20} {_shown(key, data[key])}")
-
-
-def _shown(key: str, value: Any) -> str:
-    """A ``process_info`` value for people: sizes in K/M, times as dates, lists joined."""
-    if key == "memory" and isinstance(value, int):
-        return f"{human_bytes(value)} ({value} bytes)"
-    if key == "started" and isinstance(value, (int, float)):
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
-    if isinstance(value, (list, tuple)):
-        value = ", ".join(str(v) for v in value)
-    return "-" if value is None or value == "" else str(value)
+        click.echo(f"{key + ':':<20} {shown_value(key, data[key])}")
 
 
 @cli.command()
@@ -280,10 +247,8 @@ def trace(pid: str, cookie: Optional[str], count: Optional[int]) -> None:
         except KeyboardInterrupt:
             pass
         finally:
-            try:
+            with contextlib.suppress(MpactorsError):  # it may be gone
                 introspect.trace(target, False)
-            except MpactorsError:
-                pass  # it may be gone
 
 
 def _print_trace(target: Pid, ref: Any, count: Optional[int]) -> None:
@@ -423,83 +388,7 @@ def logs(node: str, follow: bool) -> None:
                 pass
 
 
-# -- the port mapper -----------------------------------------------------------
-@cli.group("epmd", cls=_Group, invoke_without_command=True)
-@click.option("--port", type=click.IntRange(1, 65535), envvar="MPACTORS_EPMD_PORT", default=config.EPMD_DEFAULT_PORT,
-              show_default=True, help="TCP port [env: MPACTORS_EPMD_PORT].")
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
-@click.option("--detached", is_flag=True, help="Start it in the background (unless one answers already).")
-@click.option("--relaxed-command-check", is_flag=True, help="Let `epmd stop` stop it while nodes are registered.")
-@unused_cookie_option
-@click.pass_context
-def epmd_(ctx: click.Context, port: int, host: str, detached: bool, relaxed_command_check: bool) -> None:
-    """Run the port mapper (this host's phone book of nodes) in the foreground.
-
-    Nodes start one, detached, when none answers; this command is for running
-    it by hand or under a service manager.
-
-    Example: mpactors epmd --port 4369 --detached
-    """
-    ctx.obj = port
-    if ctx.invoked_subcommand is not None:
-        return
-    if detached:
-        os_pid = epmd.ensure_running(port=port, bind_host=host)
-        where = f"the port mapper on port {port}"
-        click.echo(f"{where} is already running" if os_pid is None else f"{where} started (OS pid {os_pid})")
-        return
-    _serve_epmd(port, host, relaxed_command_check)
-
-
-def _serve_epmd(port: int, host: str, relaxed_command_check: bool) -> None:
-    from ._cli_node import configure_logging
-    from .epmd import daemon
-
-    configure_logging()
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        daemon.serve(port, host, relaxed_command_check=relaxed_command_check)
-    except KeyboardInterrupt:
-        pass
-
-
-@epmd_.command("names")
-@unused_cookie_option
-@click.pass_obj
-def epmd_names(port: int) -> None:
-    """List the nodes registered with the port mapper (as Erlang's epmd -names).
-
-    Example: mpactors epmd names
-    """
-    try:
-        registered = epmd.names(port=port)
-    except EpmdError as exc:
-        raise click.ClickException(f"the port mapper is not running: {exc}") from None
-    click.echo(f"epmd: up and running on port {port} with data:")
-    for name, node_port in registered:
-        click.echo(f"name {name} at port {node_port}")
-
-
-@epmd_.command("stop")
-@unused_cookie_option
-@click.pass_obj
-def epmd_stop(port: int) -> None:
-    """Stop the port mapper (it refuses while nodes are registered).
-
-    Example: mpactors epmd stop
-    """
-    if not epmd.kill(port=port):
-        raise click.ClickException(f"the port mapper on port {port} refused to stop: nodes are still registered")
-    deadline = time.monotonic() + config.EPMD_TIMEOUT
-    while epmd.is_running(port=port, timeout=1.0):
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"the port mapper on port {port} agreed to stop but still answers")
-        time.sleep(0.05)  # polling a TCP port: nothing to wait on
-    click.echo(f"port mapper on port {port} stopped")
+cli.add_command(epmd_group)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 from . import primitives
 from .pid import Pid
 
-__all__ = ["rows", "trace", "node_rows", "halt", "node_info", "ps_rows"]
+__all__ = ["halt", "node_info", "node_rows", "ps_rows", "rows", "trace"]
 
 
 def rows() -> List[Dict[str, Any]]:
