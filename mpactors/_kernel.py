@@ -484,11 +484,15 @@ class Kernel:
             self.timer(config.TERM_TIMEOUT, lambda: proc.kill() if rec.alive else None)
 
     def local_rec(self, pid: Pid) -> Optional[ProcRec]:
-        """The live record of a local pid, or None."""
-        if pid.node != self.node_name or pid.creation != self.creation:
+        """The live record of a local pid, or None.
+
+        Creation 0 means "this incarnation" (a pid typed as text, as with
+        Erlang's ``list_to_pid``); any other creation must match.
+        """
+        if pid.node != self.node_name or pid.creation not in (0, self.creation):
             return None
         rec = self.procs.get(pid.id)
-        if rec is None or not rec.alive or rec.pid != pid:
+        if rec is None or not rec.alive or rec.pid.serial != pid.serial:
             return None
         return rec
 
@@ -510,10 +514,11 @@ class Kernel:
 
     # -- links, monitors, exit -------------------------------------------
     def _add_link(self, a: Pid, b: Pid) -> None:
-        for x, y in ((a, b), (b, a)):
-            rec = self.local_rec(x)
+        ra, rb = self.local_rec(a), self.local_rec(b)
+        a, b = ra.pid if ra else a, rb.pid if rb else b  # the exact pids, creation included
+        for rec, other in ((ra, b), (rb, a)):
             if rec is not None:
-                rec.links.add(y)
+                rec.links.add(other)
 
     def op_link(self, caller: Pid, pid: Pid) -> bool:
         _check_pid(pid)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import time
 from typing import Any, List, Optional
@@ -242,6 +243,7 @@ def trace(pid: str, cookie: Optional[str], count: Optional[int]) -> None:
         ref = primitives.monitor(target)
         introspect.trace(target)
         click.echo(f"tracing {target} (Ctrl-C to stop)", err=True)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             _print_trace(target, ref, count)
         except KeyboardInterrupt:
@@ -249,6 +251,11 @@ def trace(pid: str, cookie: Optional[str], count: Optional[int]) -> None:
         finally:
             with contextlib.suppress(MpactorsError):  # it may be gone
                 introspect.trace(target, False)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM ends a command that runs until Ctrl-C the same way, cleanly."""
+    raise KeyboardInterrupt
 
 
 def _print_trace(target: Pid, ref: Any, count: Optional[int]) -> None:
@@ -377,6 +384,7 @@ def logs(node: str, follow: bool) -> None:
     with open(path, "r", encoding="utf-8", errors="replace") as f:
         click.echo(f.read(), nl=False)
         if follow:
+            signal.signal(signal.SIGTERM, _interrupt)
             try:
                 while True:
                     chunk = f.read()

@@ -184,6 +184,12 @@ class Peer:
         self.tick_interval = dist.ticktime / 4
         self.last_send = time.monotonic()
         self.waiters: List[Callable[[bool], None]] = []
+        # Once its threads run, only the reader closes ``conn`` and only the
+        # writer closes ``sock``; others shut the socket down to wake them.
+        # Closing a descriptor under a thread that still uses it would let
+        # that thread read or write whatever socket reuses the number next.
+        self.threads = False
+        self.io_lock = threading.Lock()
 
     # -- sending (any thread) ----------------------------------------------
     def put(self, kind: int, body: bytes) -> None:
@@ -239,6 +245,17 @@ class Peer:
         sock = self.sock
         assert sock is not None
         try:
+            self._write_loop(sock)
+        finally:
+            with self.cond:
+                while self.busy:  # a direct send from put() is still using the socket
+                    self.cond.wait(0.1)
+                self.busy = True  # and none may start now
+            with self.io_lock:
+                sock.close()
+
+    def _write_loop(self, sock: socket.socket) -> None:
+        try:
             while True:
                 data = self._next_batch()
                 if data is None:
@@ -257,6 +274,13 @@ class Peer:
     def _reader(self) -> None:
         conn = self.conn
         assert conn is not None
+        try:
+            self._read_loop(conn)
+        finally:
+            with self.io_lock:
+                conn.close()
+
+    def _read_loop(self, conn: Connection) -> None:
         timeout = self.dist.ticktime
         try:
             while True:
@@ -265,24 +289,40 @@ class Peer:
                     return
                 data = conn.recv_bytes(_MAX_FRAME)
                 self.dist.handle_batch(self, data)
-        except (EOFError, OSError, ValueError) as exc:
+        except (EOFError, OSError, ValueError, TypeError) as exc:
+            # (TypeError: the connection was closed under us, its handle is None)
             if not self.closed:
                 why = "closed by peer" if isinstance(exc, EOFError) else f"receive failed: {exc}"
                 self.dist.connection_lost(self, why)
 
     def start(self) -> None:
+        self.threads = True
         for fn, what in ((self._reader, "reader"), (self._writer, "writer")):
             threading.Thread(target=fn, name=f"mpactors-dist-{what} {self.name}", daemon=True).start()
 
+    def flush(self, deadline: float) -> None:
+        """Wait (until ``deadline``) for queued frames of an established connection to go out."""
+        with self.cond:
+            while self.up and (self.outgoing or self.partial or self.busy):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self.cond.notify_all()
+                self.cond.wait(left)
+
     def close(self) -> None:
+        """Any thread: end the connection; its reader and writer close the descriptors."""
         with self.cond:
             self.closed = True
             self.outgoing.clear()
             self.cond.notify_all()
-        if self.conn is not None and not self.conn.closed:
-            _shutdown(self.conn)
-        if self.sock is not None:
-            self.sock.close()
+        with self.io_lock:
+            if self.conn is not None and not self.conn.closed:
+                _shutdown(self.conn)
+                if not self.threads:
+                    self.conn.close()
+            if self.sock is not None and not self.threads:
+                self.sock.close()
 
 
 class Distribution:
@@ -436,16 +476,22 @@ class Distribution:
             raise _AuthFailed(f"peer claims our own name {name!r}")
         return str(name)
 
-    def _accepted(self, conn: Connection, hello: tuple, address: str) -> None:
+    def _accepted(self, conn: Connection, hello: tuple, address: str, replace: bool = False) -> None:
         """Kernel thread: decide on an accepted, authenticated connection."""
         _, name, creation, _, hidden, ticktime = hello
         peer = self.peers.get(name)
         if peer is not None and peer.up:
-            if peer.creation == creation:
-                self._refuse(conn, "duplicate: already connected")
+            if peer.creation != creation or replace:
+                # An earlier incarnation, or a connection the dialer says is
+                # dead on its side (its end of file has not reached us yet).
+                why = "replaced by a new incarnation" if peer.creation != creation else "replaced by a new connection"
+                self.connection_lost(peer, why)
+                peer = None
+            else:
+                # Erlang's 'alive' status: ask the dialer (in a thread: the
+                # kernel never waits on a peer).
+                threading.Thread(target=self._ask_alive, args=(conn, hello, address), daemon=True).start()
                 return
-            self.connection_lost(peer, "replaced by a new incarnation")
-            peer = None
         if peer is not None and not peer.up and peer.conn is None and self.name > name:
             # Simultaneous connect: our own outgoing attempt wins.
             self._refuse(conn, "duplicate: simultaneous connect")
@@ -458,6 +504,18 @@ class Distribution:
         if peer is None:
             peer = self.peers[name] = Peer(self, name)
         self._established(peer, conn, creation, hidden, ticktime)
+
+    def _ask_alive(self, conn: Connection, hello: tuple, address: str) -> None:
+        try:
+            conn.send(("alive",))
+            replace = conn.recv() is True
+        except (EOFError, OSError, ValueError):
+            conn.close()
+            return
+        if replace:
+            self.kernel.cast(self._accepted, conn, hello, address, True)
+        else:
+            self.kernel.cast(self._refuse, conn, "duplicate: already connected")
 
     def _refuse(self, conn: Connection, why: str) -> None:
         try:
@@ -485,13 +543,14 @@ class Distribution:
 
     def _connect_thread(self, peer: Peer) -> None:
         try:
-            result = self._dial(peer.name)
+            result = self._dial(peer)
         except Exception as exc:  # noqa: BLE001 - every failure is a 'pang'
             log.info("cannot connect to %s: %s", peer.name, exc)
             result = None
         self.kernel.cast(self._dialled, peer, result)
 
-    def _dial(self, name: str) -> Optional[Tuple[Connection, tuple]]:
+    def _dial(self, peer: Peer) -> Optional[Tuple[Connection, tuple]]:
+        name = peer.name
         alive, _, host = name.partition("@")
         if not alive or not host:
             raise NodeError(f"not a node name: {name!r}")
@@ -511,6 +570,12 @@ class Distribution:
             _deliver_challenge(conn, cookie)
             conn.send(("hello", self.name, self.creation, PROTOCOL_VERSION, self.hidden, self.ticktime))
             verdict = conn.recv()
+            if verdict == ("alive",):
+                # The peer still holds a connection to us. If we got connected
+                # meanwhile (its own dial won), it is live: keep it; if not,
+                # it is a dead one the peer has not noticed yet: replace it.
+                conn.send(not peer.up)
+                verdict = conn.recv()
         except _Refused as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection: {exc}") from None
@@ -528,7 +593,7 @@ class Distribution:
     def _dialled(self, peer: Peer, result: Any) -> None:
         """Kernel thread: an outgoing attempt finished."""
         if self.peers.get(peer.name) is not peer or peer.up:
-            if result is not None:
+            if isinstance(result, tuple):
                 result[0].close()
             return
         if result == "duplicate":
@@ -557,7 +622,7 @@ class Distribution:
         peer.up = True
         self.kernel.private_fds.add(conn.fileno())
         peer.start()
-        log.info("connected to %s%s", peer.name, " (hidden)" if peer.hidden else "")
+        log.log(logging.DEBUG if peer.hidden else logging.INFO, "connected to %s%s", peer.name, " (hidden)" if peer.hidden else "")
         if not self.hidden and not peer.hidden:
             peer.ctrl("peers", self.visible_nodes())
             self.kernel.node_up(peer.name)
@@ -577,18 +642,21 @@ class Distribution:
             return
         was_up = peer.up
         peer.up = False
+        # Forget the descriptors before closing them: a closed socket's
+        # fileno() is -1, and a stale number in private_fds would make the
+        # next forked actor close whatever reuses it.
+        with peer.io_lock:
+            for fd in (peer.conn.fileno() if peer.conn is not None and not peer.conn.closed else -1,
+                       peer.sock.fileno() if peer.sock is not None else -1):
+                self.kernel.private_fds.discard(fd)
         peer.close()
-        if peer.conn is not None:
-            self.kernel.private_fds.discard(peer.conn.fileno())
-            peer.conn.close()
-        if peer.sock is not None:
-            self.kernel.private_fds.discard(peer.sock.fileno())
         if self.peers.get(peer.name) is peer:
             del self.peers[peer.name]
         self._fire_waiters(peer, False)
         if was_up:
-            orderly = why in ("closed by peer", "disconnect_node")
-            log.log(logging.INFO if orderly else logging.WARNING, "node %s down: %s", peer.name, why)
+            orderly = why in ("closed by peer", "disconnect_node") or why.startswith("replaced by")
+            level = logging.DEBUG if peer.hidden else logging.INFO if orderly else logging.WARNING
+            log.log(level, "node %s down: %s", peer.name, why)
             self._node_down(peer.name)
 
     def _node_down(self, name: str) -> None:
@@ -623,7 +691,7 @@ class Distribution:
             pos += n
             if kind == MSG:
                 aid, creation = _MSG_HDR.unpack_from(body)
-                if creation == kernel.creation:
+                if creation == kernel.creation or creation == 0:
                     w = kernel.writers.get(aid)
                     if w is not None:
                         w.put(body[8:], 0)
@@ -912,11 +980,13 @@ class Distribution:
     def close(self) -> None:
         """Kernel thread, at node stop: drop every connection and the registration."""
         self._closing = True
+        self.drain_router()
+        deadline = time.monotonic() + config.STOP_TIMEOUT
+        for peer in list(self.peers.values()):
+            peer.flush(deadline)  # what the node sent before stopping still goes out
         for peer in list(self.peers.values()):
             peer.up = False
             peer.close()
-            if peer.conn is not None:
-                peer.conn.close()
         self.peers.clear()
         try:
             self._listen_socket().shutdown(socket.SHUT_RDWR)

@@ -38,11 +38,10 @@ def node_rows(node: str, *, timeout: float = 10.0) -> List[Dict[str, Any]]:
 
 def node_info() -> Dict[str, Any]:
     """A summary of the calling process's node: name, OS pid, peers, actor count."""
-    import os
-
+    main = primitives.process_info(Pid(primitives.node(), 0, 0, 0)) or {}
     return {
         "node": primitives.node(),
-        "os_pid": os.getppid() if not getattr(primitives._proc(), "is_node_main", False) else os.getpid(),
+        "os_pid": main.get("os_pid"),
         "nodes": primitives.nodes(),
         "actors": len(primitives.processes()),
         "registered": primitives.registered(),

@@ -70,6 +70,9 @@ _PID_RE = re.compile(r"^<(?P<node>[^<>\s]+)\.(?P<id>\d+)\.(?P<serial>\d+)>$")
 def parse_pid(text: str, creation: int = 0) -> Pid:
     """Read a pid from its text form ``<node.id.serial>``.
 
+    The text has no creation: the pid gets ``creation`` (default 0, which
+    means "the node's current incarnation", as Erlang's ``list_to_pid``).
+
     Raises:
         BadArg: ``text`` is not a pid's text form.
     """

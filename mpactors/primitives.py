@@ -74,7 +74,7 @@ def send(dest: Any, msg: Any) -> Any:
     if type(dest) is Pid:
         payload = _codec.dumps(msg)
         if dest.node == proc.node_name:
-            if dest.creation == proc.creation:
+            if dest.creation in (proc.creation, 0):  # 0: typed as text, this incarnation
                 proc.send_local(dest, payload)
         else:
             proc.send_remote(dest, payload)

@@ -43,7 +43,12 @@ def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     # Port mappers started detached by a test are reparented away from us, so
     # tests that start them record them with `request.node.mpactors_pids`.
-    extra = [psutil.Process(pid) for pid in getattr(request.node, "mpactors_pids", []) if psutil.pid_exists(pid)]
+    extra = []
+    for pid in getattr(request.node, "mpactors_pids", []):
+        try:
+            extra.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
     leftovers = [p for p in _descendants() if p.pid not in before] + extra
     deadline = time.monotonic() + 3.0
     while _alive(leftovers) and time.monotonic() < deadline:
