@@ -13,10 +13,9 @@ to another, timed from the first send to the last receive.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, cast
 
 __all__ = ["PEERS", "CODE", "run"]
 
@@ -87,7 +86,7 @@ def _pykka(rounds: int, n: int, reps: int) -> Dict[str, List[float]]:
             pykka.ActorRegistry.stop_all()
             box = _Box()
             sink = Sink.start(n, box.put)
-            t0 = Source.start().ask((sink, n), timeout=_WAIT)
+            t0 = cast(float, Source.start().ask((sink, n), timeout=_WAIT))
             out["tput"].append(n / (box.get() - t0))
             pykka.ActorRegistry.stop_all()
     finally:
@@ -201,6 +200,15 @@ def _thespian(rounds: int, n: int, reps: int) -> Dict[str, List[float]]:
 _RUNNERS = {"pykka": _pykka, "thespian": _thespian}
 
 
+def _version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # noqa: BLE001 - informational only
+        return "?"
+
+
 def run(argv: List[str]) -> int:
     """Subprocess entry point: ``PEER ROUNDS N REPS``; prints one JSON line."""
     peer, rounds, n, reps = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
@@ -211,6 +219,7 @@ def run(argv: List[str]) -> int:
         return 0
     try:
         result: Any = _RUNNERS[peer](rounds, n, reps)
+        result["version"] = _version(peer)
     except Exception as exc:  # noqa: BLE001 - reported in the table
         result = {"error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(result), flush=True)

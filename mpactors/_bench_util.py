@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 __all__ = [
     "Row", "Sample", "median", "running", "Sub", "wait_conn", "BenchError",
@@ -228,22 +228,3 @@ class Sub:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-
-
-@contextlib.contextmanager
-def subs(make: Callable[[], Sub], n: int = 1) -> Iterator[List[Sub]]:
-    """Start ``n`` subprocesses; close them all on exit whatever happens."""
-    started: List[Sub] = []
-    try:
-        for _ in range(n):
-            started.append(make())
-        yield started
-    finally:
-        for s in started:
-            try:
-                if s.proc.stdin is not None:
-                    s.proc.stdin.close()
-            except OSError:
-                pass
-        for s in started:
-            s.close()

@@ -30,20 +30,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _bench_local as local
 from . import _bench_remote as remote
 from ._bench_peers import CODE as PEER_CODE
 from ._bench_peers import PEERS
+from ._bench_report import machine, table
 from ._bench_util import WAIT, BenchError, Row, Sub, median, raise_fd_limit
 
-__all__ = ["main", "run", "Settings", "GROUPS"]
+__all__ = ["main", "run", "table", "machine", "Settings", "GROUPS", "GROUP_ROWS"]
 
 #: Benchmark groups, in the order they run (``--only`` picks some).
 GROUPS = ("local_rt", "local_tput", "remote", "spawn", "uss", "ring", "mesh")
@@ -252,7 +252,8 @@ _GROUP_FNS: Dict[str, Callable[[Settings], List[Row]]] = {
     "local_rt": _local_rt, "local_tput": _local_tput, "remote": _remote, "spawn": _spawn,
     "uss": _uss, "ring": _ring, "mesh": _mesh,
 }
-_GROUP_ROWS = {
+#: The row ids each group gives, in order (the smoke test checks them all).
+GROUP_ROWS: Dict[str, List[str]] = {
     "local_rt": ["local_rt_queue", "local_rt_pipe"],
     "local_tput": [f"local_tput_{k}" for k, _ in _SIZES],
     "remote": ["remote_rt"] + [f"remote_tput_{k}" for k, _ in _SIZES],
@@ -260,20 +261,28 @@ _GROUP_ROWS = {
 }
 
 
-def _peer_rows(s: Settings, peer: str, rows: List[Row]) -> List[Row]:
-    """Round trip and small throughput of ``peer``, against this run's raw Queue figures."""
+def _queue_baselines(s: Settings, rows: List[Row]) -> Tuple[float, float]:
+    """This run's raw Queue round trip (us) and small throughput, measured now if not yet."""
     by_id = {r.id: r for r in rows}
+    q_rt, q_tput = by_id.get("local_rt_queue"), by_id.get("local_tput_small")
+    if q_rt is not None and q_rt.baseline:
+        rt = q_rt.baseline
+    else:
+        rt = median([local.rt_raw_queue(s.rt_rounds, s.rt_warmup) * 1e6 for _ in range(s.reps)]) or 0.0
+    if q_tput is not None and q_tput.baseline:
+        tput = q_tput.baseline
+    else:
+        tput = median([local.tput_raw_queue(s.tput["small"], 0) for _ in range(s.reps)]) or 0.0
+    return rt, tput
+
+
+def _peer_rows(s: Settings, peer: str, baselines: Tuple[float, float]) -> List[Row]:
+    """Round trip and small throughput of ``peer``, against this run's raw Queue figures."""
     kind = PEERS[peer]
     rt = Row(f"{peer}_rt", f"{peer} ({kind}): round trip, actor <-> actor (small)", "us", "lower",
-             baseline_name="2 raw Queues", params={"rounds": s.peer_rounds})
+             baseline_name="2 raw Queues", baseline=baselines[0], params={"rounds": s.peer_rounds})
     tput = Row(f"{peer}_tput_small", f"{peer} ({kind}): one-way throughput (small)", "msg/s", "higher",
-               baseline_name="raw Queue", params={"messages": s.peer_n})
-    q_rt, q_tput = by_id.get("local_rt_queue"), by_id.get("local_tput_small")
-    rt.baseline = q_rt.baseline if q_rt and q_rt.baseline else local.rt_raw_queue(s.rt_rounds, s.rt_warmup) * 1e6
-    if q_tput and q_tput.baseline:
-        tput.baseline = q_tput.baseline
-    else:
-        tput.baseline = local.tput_raw_queue(s.tput["small"], 0)
+               baseline_name="raw Queue", baseline=baselines[1], params={"messages": s.peer_n})
     _progress(f"{peer}: {s.reps} repetitions")
     sub = Sub(PEER_CODE, [peer, str(s.peer_rounds), str(s.peer_n), str(s.reps)])
     try:
@@ -283,6 +292,8 @@ def _peer_rows(s: Settings, peer: str, rows: List[Row]) -> List[Row]:
     if "skipped" in result:
         rt.note = tput.note = f"skipped: {result['skipped']}"
     else:
+        rt.params["version"] = tput.params["version"] = result.get("version", "?")
+        rt.name, tput.name = (r.name.replace(f"{peer} (", f"{peer} {result.get('version', '')} (") for r in (rt, tput))
         rt.samples = [v * 1e6 for v in result["rt"]]
         tput.samples = list(result["tput"])
         rt.value, tput.value = median(rt.samples), median(tput.samples)
@@ -293,76 +304,28 @@ def _peer_rows(s: Settings, peer: str, rows: List[Row]) -> List[Row]:
 def run(settings: Settings, groups: Sequence[str] = GROUPS, peers: Sequence[str] = ()) -> List[Row]:
     """Run the chosen groups (and peers); a group that fails gives rows with ``error`` set."""
     rows: List[Row] = []
+    baselines = (0.0, 0.0)
     for group in groups:
         try:
             got = _GROUP_FNS[group](settings)
             _finish(got)
         except Exception as exc:  # noqa: BLE001 - one failed group must not lose the others
             why = f"{type(exc).__name__}: {exc}"
-            got = [Row(rid, rid.replace("_", " "), "", "lower", error=why) for rid in _GROUP_ROWS[group]]
+            got = [Row(rid, rid.replace("_", " "), "", "lower", error=why) for rid in GROUP_ROWS[group]]
             _progress(f"{group} FAILED: {why}")
         rows.extend(got)
+    if peers:
+        try:
+            baselines = _queue_baselines(settings, rows)
+        except Exception as exc:  # noqa: BLE001 - the peers' own figures still count
+            _progress(f"raw Queue baselines for the peers FAILED: {type(exc).__name__}: {exc}")
     for peer in peers:
         try:
-            rows.extend(_peer_rows(settings, peer, rows))
+            rows.extend(_peer_rows(settings, peer, baselines))
         except Exception as exc:  # noqa: BLE001
-            rows.append(Row(f"{peer}_rt", f"{peer}: round trip", "", "lower", error=f"{type(exc).__name__}: {exc}"))
+            why = f"{type(exc).__name__}: {exc}"
+            rows.extend(Row(f"{peer}_{x}", f"{peer}: {x}", "", "lower", error=why) for x in ("rt", "tput_small"))
     return rows
-
-
-def machine() -> Dict[str, Any]:
-    """What the figures were measured on."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {
-        "nproc": os.cpu_count(), "cpu": model or platform.processor(),
-        "python": platform.python_version(), "implementation": platform.python_implementation(),
-        "platform": platform.platform(), "loadavg": [round(x, 2) for x in load],
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-    }
-
-
-def _fmt(value: Optional[float], unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "msg/s":
-        return f"{value:,.0f} msg/s"
-    if unit in ("us", "ms"):
-        return f"{value:,.1f} {'µs' if unit == 'us' else 'ms'}"
-    if unit == "MiB":
-        return f"{value:.2f} MiB"
-    return f"{value:.3g} {unit}"
-
-
-def table(rows: Sequence[Row]) -> str:
-    """The rows as a Markdown table."""
-    lines = [
-        "| benchmark | mpactors | baseline | baseline value | ratio | target | met |",
-        "|---|---:|---|---:|---:|---|---|",
-    ]
-    for r in rows:
-        if r.error:
-            met = "ERROR"
-        elif r.met is None:
-            met = "-"
-        else:
-            met = "yes" if r.met else "**no**"
-        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
-        name = r.name + (f" ({r.note})" if r.note else "")
-        lines.append(
-            f"| {name} | {_fmt(r.value, r.unit)} | {r.baseline_name or '-'} | {_fmt(r.baseline, r.unit)} "
-            f"| {ratio} | {r.target or '-'} | {met} |"
-        )
-    errors = [f"- {r.id}: {r.error}" for r in rows if r.error]
-    return "\n".join(lines + ([""] + errors if errors else []))
 
 
 def _leftovers() -> List[str]:
@@ -428,7 +391,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "reps": settings.reps, "rows": [r.to_json() for r in rows], "leftover_processes": leftovers}
         print(json.dumps(out, indent=2))
     else:
-        print(f"# mpactors benchmarks{' (quick)' if settings.quick else ''}: {info['nproc']} CPUs, {info['cpu']}, "
+        commit = f" at {info['commit']}" if info["commit"] else ""
+        print(f"# mpactors benchmarks{commit}{' (quick)' if settings.quick else ''}: {info['nproc']} CPUs, {info['cpu']}, "
               f"Python {info['python']}, start method {settings.start_method}, medians of {settings.reps} "
               f"(load average {info['loadavg'][0]} -> {info['loadavg_end'][0]}, {info['seconds']} s)\n")
         print(table(rows))

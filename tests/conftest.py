@@ -55,11 +55,11 @@ def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
         time.sleep(0.02)
     survivors = _alive(leftovers)
     for p in survivors:
-        tracked[p.pid] = " ".join(p.cmdline()) if p.is_running() else "?"
         try:
+            tracked[p.pid] = " ".join(p.cmdline())
             p.kill()
-        except psutil.NoSuchProcess:
-            pass
+        except psutil.Error:  # gone, or a zombie meanwhile
+            tracked.setdefault(p.pid, "?")
     psutil.wait_procs(survivors, timeout=3)
     if survivors:
         pytest.fail(f"processes outlived the test: {tracked}")
