@@ -234,43 +234,48 @@ def spawn_mpactors(n: int, start_method: str) -> Tuple[float, float]:
     return dt, stop
 
 
-def _bare_ready(fd: int) -> None:
-    os.write(fd, b"x")
+def _bare_ready(conn: Any) -> None:
+    conn.send_bytes(b"x")  # one atomic pipe write, like an actor's first send
     signal.pause()
 
 
-def _read_n(fd: int, n: int, timeout: float = WAIT) -> None:
-    import select
-
-    got = 0
+def _wait_ready(conn: Any, n: int, timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
-    while got < n:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+    for got in range(n):
+        if not conn.poll(max(0.0, deadline - time.monotonic())):
             raise BenchError(f"only {got} of {n} children reported within {timeout:g} s")
-        got += len(os.read(fd, n - got))
+        conn.recv_bytes()
+
+
+def _bare_children(n: int, start_method: str) -> Any:
+    """``n`` unstarted bare children that report once running, and the read end they report to."""
+    ctx = _ctx(start_method)
+    r, w = ctx.Pipe(duplex=False)
+    return [ctx.Process(target=_bare_ready, args=(w,)) for _ in range(n)], r, w
+
+
+def _end_all(procs: List[Any], *conns: Any) -> None:
+    for p in procs:
+        if p.pid is not None:
+            p.kill()
+    for p in procs:
+        if p.pid is not None:
+            p.join()
+    for c in conns:
+        c.close()
 
 
 def spawn_raw(n: int, start_method: str) -> float:
-    """Seconds until ``n`` bare ``multiprocessing.Process`` children have each written a byte."""
-    ctx = _ctx(start_method)
-    r, w = os.pipe()
-    procs = [ctx.Process(target=_bare_ready, args=(w,)) for _ in range(n)]
+    """Seconds until ``n`` bare ``multiprocessing.Process`` children have each sent a byte."""
+    procs, r, w = _bare_children(n, start_method)
     try:
         t0 = _now()
         for p in procs:
             p.start()
-        _read_n(r, n)
+        _wait_ready(r, n)
         return _now() - t0
     finally:
-        for p in procs:
-            if p.pid is not None:
-                p.kill()
-        for p in procs:
-            if p.pid is not None:
-                p.join()
-        os.close(r)
-        os.close(w)
+        _end_all(procs, r, w)
 
 
 # -- idle memory -----------------------------------------------------------------
@@ -298,29 +303,17 @@ def uss_mpactors(k: int, start_method: str) -> float:
     return float(sorted(values)[len(values) // 2])
 
 
-def _bare_idle(fd: int) -> None:
-    os.write(fd, b"x")
-    signal.pause()
-
-
 def uss_raw(k: int, start_method: str) -> float:
     """Median USS (bytes) of ``k`` idle bare ``multiprocessing.Process`` children."""
-    ctx = _ctx(start_method)
-    r, w = os.pipe()
-    procs = [ctx.Process(target=_bare_idle, args=(w,)) for _ in range(k)]
+    procs, r, w = _bare_children(k, start_method)
     try:
         for p in procs:
             p.start()
-        _read_n(r, k)
+        _wait_ready(r, k)
         time.sleep(_SETTLE)
         values = _uss([p.pid for p in procs])
     finally:
-        for p in procs:
-            if p.pid is not None:
-                p.kill()
-                p.join()
-        os.close(r)
-        os.close(w)
+        _end_all(procs, r, w)
     return float(sorted(values)[len(values) // 2])
 
 
