@@ -772,8 +772,10 @@ class Kernel:
         os.kill(os.getpid(), signal.SIGTERM)
 
     # -- distribution ------------------------------------------------------
-    def op_nodes(self, caller: Pid) -> List[str]:
-        return self.dist.visible_nodes() if self.dist is not None else []
+    def op_nodes(self, caller: Pid, kind: str = "visible") -> List[str]:
+        if kind not in ("visible", "hidden", "connected"):
+            raise BadArg(f"nodes() takes 'visible', 'hidden' or 'connected', not {kind!r}")
+        return self.dist.connected_nodes(kind) if self.dist is not None else []
 
     def op_ping(self, caller: Pid, node: str) -> Any:
         if not isinstance(node, str) or "@" not in node:

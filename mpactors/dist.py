@@ -952,7 +952,20 @@ class Distribution:
 
     # -- node-level API --------------------------------------------------------
     def visible_nodes(self) -> List[str]:
+        """Nodes connected visibly: a hidden node's own connections are all hidden (Erlang)."""
+        if self.hidden:
+            return []
         return sorted(n for n, p in self.peers.items() if p.up and not p.hidden)
+
+    def connected_nodes(self, kind: str) -> List[str]:
+        """``nodes(kind)``: ``'visible'``, ``'hidden'`` or ``'connected'`` (both)."""
+        up = sorted(n for n, p in self.peers.items() if p.up)
+        visible = self.visible_nodes()
+        if kind == "visible":
+            return visible
+        if kind == "hidden":
+            return [n for n in up if n not in visible]
+        return up
 
     def is_connected(self, node: str) -> bool:
         peer = self.peers.get(node)

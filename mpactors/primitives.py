@@ -262,9 +262,13 @@ def process_info(pid: Pid) -> Optional[dict]:
     return _proc().call("process_info", pid)  # type: ignore[no-any-return]
 
 
-def nodes() -> List[str]:
-    """The visible nodes this node is connected to."""
-    return _proc().call("nodes")  # type: ignore[no-any-return]
+def nodes(kind: str = "visible") -> List[str]:
+    """The nodes this node is connected to: ``'visible'`` (default), ``'hidden'`` or ``'connected'``.
+
+    As in Erlang, every connection of a hidden node is hidden, so a hidden
+    node's ``nodes()`` is empty and ``nodes('hidden')`` lists its peers.
+    """
+    return _proc().call("nodes", kind)  # type: ignore[no-any-return]
 
 
 def ping(node: str) -> str:
