@@ -89,6 +89,10 @@ def test_a_hidden_node_uses_the_node_it_connects_to_without_joining_the_cluster(
 
         assert c.call("mpactors.nodes()") == [b.name]  # h may talk to c directly, still unlisted
         assert b.call("mpactors.nodes()") == [c.name]
+        # As in Erlang, every connection of a hidden node is hidden on both ends.
+        assert mpactors.nodes() == []
+        assert b.name in mpactors.nodes("hidden") and b.name in mpactors.nodes("connected")
+        assert b.call("mpactors.nodes('hidden')") == [h.name]
 
 
 _PING_AT = """
