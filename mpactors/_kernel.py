@@ -116,6 +116,10 @@ class Kernel:
         self.writer_fds: Dict[int, int] = {}
         # Descriptors an actor forked from this process must not keep.
         self.private_fds: "set[int]" = {self._wake_r, self._wake_w, self.sel.fileno()}
+        # Held while forking and while another thread closes a private
+        # descriptor: a number closed (and perhaps reused) must never still be
+        # in the set a new child closes.
+        self.fd_lock = threading.Lock()
         self.node_watchers: Dict[str, Dict[Pid, int]] = {}
         self.nodes_watchers: "set[Pid]" = set()
         self.dist: Any = None  # the distribution layer, when the node has one
@@ -337,6 +341,7 @@ class Kernel:
         forking = self.start_method == "fork"
         self.writer_fds[aid] = w
         try:
+            self.fd_lock.acquire()
             boot = Boot(
                 pid=pid, creation=self.creation, mbox=mbox, ctl=child_ctl, payload=payload,
                 title=f"mpactors actor {pid} ({fn_name})", fn_name=fn_name, parent=os.getpid(),
@@ -346,14 +351,14 @@ class Kernel:
                 log_level=logging.getLogger("mpactors").getEffectiveLevel(),
             )
             proc = _procs.start(self.start_method, bootstrap, boot)
+            self.fd_lock.release()
         except BaseException:
+            self.fd_lock.release()
             del self.writer_fds[aid]
             for c in (ctl, child_ctl, mbox):
                 c.close()
             os.close(w)
             raise
-        finally:
-            pass
         mbox.close()
         child_ctl.close()
         rec = ProcRec(pid, MailboxWriter(w), fn_name)
@@ -367,6 +372,16 @@ class Kernel:
 
     def make_ref(self) -> Ref:
         return Ref.make(self.node_name, self.creation, os.getpid())
+
+    def close_private(self, closable: Any) -> None:
+        """Any thread: close a node-private socket or connection and forget its number."""
+        with self.fd_lock:
+            try:
+                fd = closable.fileno()
+            except (OSError, ValueError):
+                fd = -1
+            self.private_fds.discard(fd)
+            closable.close()
 
     # -- process exit ------------------------------------------------------
     def _on_exit(self, rec: ProcRec) -> None:

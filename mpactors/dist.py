@@ -252,7 +252,7 @@ class Peer:
                     self.cond.wait(0.1)
                 self.busy = True  # and none may start now
             with self.io_lock:
-                sock.close()
+                self.dist.kernel.close_private(sock)
 
     def _write_loop(self, sock: socket.socket) -> None:
         try:
@@ -278,7 +278,7 @@ class Peer:
             self._read_loop(conn)
         finally:
             with self.io_lock:
-                conn.close()
+                self.dist.kernel.close_private(conn)
 
     def _read_loop(self, conn: Connection) -> None:
         timeout = self.dist.ticktime
@@ -320,9 +320,9 @@ class Peer:
             if self.conn is not None and not self.conn.closed:
                 _shutdown(self.conn)
                 if not self.threads:
-                    self.conn.close()
+                    self.dist.kernel.close_private(self.conn)
             if self.sock is not None and not self.threads:
-                self.sock.close()
+                self.dist.kernel.close_private(self.sock)
 
 
 class Distribution:
@@ -642,14 +642,7 @@ class Distribution:
             return
         was_up = peer.up
         peer.up = False
-        # Forget the descriptors before closing them: a closed socket's
-        # fileno() is -1, and a stale number in private_fds would make the
-        # next forked actor close whatever reuses it.
-        with peer.io_lock:
-            for fd in (peer.conn.fileno() if peer.conn is not None and not peer.conn.closed else -1,
-                       peer.sock.fileno() if peer.sock is not None else -1):
-                self.kernel.private_fds.discard(fd)
-        peer.close()
+        peer.close()  # its threads close the descriptors (Kernel.close_private)
         if self.peers.get(peer.name) is peer:
             del self.peers[peer.name]
         self._fire_waiters(peer, False)
