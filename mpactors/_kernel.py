@@ -120,6 +120,10 @@ class Kernel:
         # descriptor: a number closed (and perhaps reused) must never still be
         # in the set a new child closes.
         self.fd_lock = threading.Lock()
+        # With fork (and close_range, Python 3.10+), each actor's control
+        # socket and sentinel live at or above ``high``: a new child closes
+        # them all at once instead of two by two.
+        self.high = _high_fd_base() if start_method == "fork" else 0
         self.node_watchers: Dict[str, Dict[Pid, int]] = {}
         self.nodes_watchers: "set[Pid]" = set()
         self.dist: Any = None  # the distribution layer, when the node has one
@@ -336,7 +340,7 @@ class Kernel:
         pid = Pid(self.node_name, aid, 0, self.creation)
         r, w = make_pipe()
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        ctl, child_ctl = Connection(a.detach()), Connection(b.detach())
+        ctl, child_ctl = Connection(_procs.to_high(a.detach(), self.high)), Connection(b.detach())
         mbox = Connection(r, writable=False)
         forking = self.start_method == "fork"
         self.writer_fds[aid] = w
@@ -346,11 +350,12 @@ class Kernel:
                 pid=pid, creation=self.creation, mbox=mbox, ctl=child_ctl, payload=payload,
                 title=f"mpactors actor {pid} ({fn_name})", fn_name=fn_name, parent=os.getpid(),
                 close_fds=self.private_fds | {ctl.fileno()} if forking else (),
+                close_high=self.high,
                 route=self.route_conn,
                 writers=self.writer_fds if forking else {},
                 log_level=logging.getLogger("mpactors").getEffectiveLevel(),
             )
-            proc = _procs.start(self.start_method, bootstrap, boot)
+            proc = _procs.start(self.start_method, bootstrap, boot, self.high)
             self.fd_lock.release()
         except BaseException:
             self.fd_lock.release()
@@ -365,7 +370,7 @@ class Kernel:
         rec.proc, rec.ctl = proc, ctl
         self.procs[aid] = rec
         self.writers[aid] = rec.writer
-        self.private_fds.update((ctl.fileno(), proc.sentinel))
+        self.private_fds.update(fd for fd in (ctl.fileno(), proc.sentinel) if not self.high or fd < self.high)
         self.sel.register(ctl.fileno(), selectors.EVENT_READ, ("ctl", rec))
         self.sel.register(proc.sentinel, selectors.EVENT_READ, ("sentinel", rec))
         return rec
@@ -903,6 +908,17 @@ class Kernel:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _high_fd_base() -> int:
+    """Half the descriptor limit, where os.closerange is one close_range() call; else 0."""
+    import resource
+    import sys
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if sys.version_info < (3, 10) or limit == resource.RLIM_INFINITY or limit < 4096:
+        return 0  # closerange would loop over every number: close them one by one
+    return int(limit // 2)
 
 
 def _check_pid(pid: Any) -> None:

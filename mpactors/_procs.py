@@ -10,6 +10,7 @@ Whatever the method, a child runs ``_worker.bootstrap(boot)`` and nothing else.
 """
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import multiprocessing.util
 import os
@@ -17,7 +18,7 @@ import signal
 import sys
 from typing import Any, Callable, Optional
 
-__all__ = ["START_METHODS", "default_start_method", "ActorProcess", "start"]
+__all__ = ["START_METHODS", "default_start_method", "ActorProcess", "start", "to_high"]
 
 START_METHODS = ("fork", "forkserver", "spawn")
 
@@ -66,10 +67,26 @@ class ActorProcess:
         self.signal(signal.SIGKILL)
 
 
-def start(method: str, target: Callable[[Any], None], boot: Any) -> ActorProcess:
-    """Start ``target(boot)`` in a new process with ``method``."""
+def to_high(fd: int, base: int) -> int:
+    """Move ``fd`` to the lowest free number >= ``base`` (close-on-exec); ``fd`` if none is free.
+
+    The node keeps each actor's control socket and sentinel up there, so a
+    new child closes all of them with one ``close_range``.
+    """
+    if not base:
+        return fd
+    try:
+        new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)
+    except OSError:
+        return fd
+    os.close(fd)
+    return new
+
+
+def start(method: str, target: Callable[[Any], None], boot: Any, high: int = 0) -> ActorProcess:
+    """Start ``target(boot)`` in a new process with ``method`` (``high``: see :func:`to_high`)."""
     if method == "fork":
-        return _fork(target, boot)
+        return _fork(target, boot, high)
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         # Children fork from the server with mpactors already imported, instead
@@ -80,7 +97,7 @@ def start(method: str, target: Callable[[Any], None], boot: Any) -> ActorProcess
     return ActorProcess(proc.pid, proc.sentinel, proc)  # type: ignore[arg-type]
 
 
-def _fork(target: Callable[[Any], None], boot: Any) -> ActorProcess:
+def _fork(target: Callable[[Any], None], boot: Any, high: int) -> ActorProcess:
     r, w = os.pipe()
     os.set_inheritable(r, False)
     pid = os.fork()
@@ -96,4 +113,4 @@ def _fork(target: Callable[[Any], None], boot: Any) -> ActorProcess:
         finally:
             os._exit(code)
     os.close(w)
-    return ActorProcess(pid, r)
+    return ActorProcess(pid, to_high(r, high))
