@@ -11,6 +11,7 @@ Whatever the method, a child runs ``_worker.bootstrap(boot)`` and nothing else.
 from __future__ import annotations
 
 import fcntl
+import gc
 import multiprocessing
 import multiprocessing.util
 import os
@@ -100,6 +101,10 @@ def start(method: str, target: Callable[[Any], None], boot: Any, high: int = 0) 
 def _fork(target: Callable[[Any], None], boot: Any, high: int) -> ActorProcess:
     r, w = os.pipe()
     os.set_inheritable(r, False)
+    # Objects that exist now are frozen in the child: its garbage collector
+    # never walks them, so it does not copy-on-write the pages they live on
+    # (the gc.freeze() recipe); the parent unfreezes at once.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # child
         code = 1
@@ -112,5 +117,6 @@ def _fork(target: Callable[[Any], None], boot: Any, high: int) -> ActorProcess:
             code = 0
         finally:
             os._exit(code)
+    gc.unfreeze()
     os.close(w)
     return ActorProcess(pid, to_high(r, high))

@@ -193,7 +193,14 @@ class Peer:
 
     # -- sending (any thread) ----------------------------------------------
     def put(self, kind: int, body: bytes) -> None:
-        frame = _FRAME.pack(kind, len(body)) + body
+        self._put(_FRAME.pack(kind, len(body)) + body)
+
+    def put_many(self, items: List[Tuple[int, bytes]]) -> None:
+        """Several frames in one message on the wire (the router's batches)."""
+        pack = _FRAME.pack
+        self._put(b"".join(pack(kind, len(body)) + body for kind, body in items))
+
+    def _put(self, frame: bytes) -> None:
         with self.cond:
             if self.closed:
                 return
@@ -282,9 +289,12 @@ class Peer:
 
     def _read_loop(self, conn: Connection) -> None:
         timeout = self.dist.ticktime
+        poller = select.poll()  # kept: Connection.poll() builds a selector per call
+        poller.register(conn.fileno(), select.POLLIN)
+        timeout_ms = int(timeout * 1000)
         try:
             while True:
-                if not conn.poll(timeout):
+                if not poller.poll(timeout_ms):
                     self.dist.connection_lost(self, f"silent for {timeout:g} s (net tick timeout)")
                     return
                 data = conn.recv_bytes(_MAX_FRAME)
@@ -400,16 +410,20 @@ class Distribution:
             return True
         try:
             bodies, alive = self._router.take()
-            for body in bodies:
+            by_node: Dict[str, List[Tuple[int, bytes]]] = {}
+            for body in bodies:  # one message on the wire per peer per drain
                 kind, n = _ROUTE.unpack_from(body)
-                self._send_to(body[3 : 3 + n].decode("utf-8", "replace"), kind, body[3 + n :])
+                node = body[3 : 3 + n].decode("utf-8", "replace")
+                by_node.setdefault(node, []).append((kind, body[3 + n :]))
+            for node, items in by_node.items():
+                self._send_to(node, items)
             return alive
         except OSError:
             return False
         finally:
             self._router_lock.release()
 
-    def _send_to(self, node: str, kind: int, body: bytes) -> None:
+    def _send_to(self, node: str, items: List[Tuple[int, bytes]]) -> None:
         peer = self.peers.get(node)
         if peer is None or peer.closed:
             if node == self.name or self._closing:
@@ -418,7 +432,7 @@ class Distribution:
                 peer = self.kernel.call(self.connect, node, timeout=config.CONNECT_TIMEOUT)
             except MpactorsError:
                 return  # the node is stopping
-        peer.put(kind, body)
+        peer.put_many(items)
 
     # -- accepting -----------------------------------------------------------
     def _accept_loop(self) -> None:
@@ -674,29 +688,45 @@ class Distribution:
 
     # -- receiving (reader threads) --------------------------------------------
     def handle_batch(self, peer: Peer, data: bytes) -> None:
+        """Reader thread: deliver a batch of frames from ``peer``.
+
+        Consecutive messages for one mailbox go in as few pipe writes as
+        possible; anything else flushes them first, so order holds.
+        """
         pos, end = 0, len(data)
         unpack = _FRAME.unpack_from
         kernel = self.kernel
+        target: Any = None
+        pending: List[bytes] = []
         while pos < end:
             kind, n = unpack(data, pos)
             pos += 5
             body = data[pos : pos + n]
             pos += n
+            w = None
             if kind == MSG:
                 aid, creation = _MSG_HDR.unpack_from(body)
                 if creation == kernel.creation or creation == 0:
                     w = kernel.writers.get(aid)
-                    if w is not None:
-                        w.put(body[8:], 0)
+                payload = body[8:]
             elif kind == NAMED:
                 (k,) = _NAME_HDR.unpack_from(body)
-                name = body[2 : 2 + k].decode("utf-8", "replace")
-                pid = kernel.names.get(name)
-                if pid is not None:
-                    w = kernel.writers.get(pid.id)
-                    if w is not None:
-                        w.put(body[2 + k :], 0)
-            elif kind == CTRL:
+                pid = kernel.names.get(body[2 : 2 + k].decode("utf-8", "replace"))
+                w = kernel.writers.get(pid.id) if pid is not None else None
+                payload = body[2 + k :]
+            if w is not None:
+                if w is not target:
+                    if pending:
+                        target.put_many(pending)
+                    target, pending = w, []
+                pending.append(payload)
+                continue
+            if kind in (MSG, NAMED):
+                continue  # no such process: dropped, as in Erlang
+            if pending:
+                target.put_many(pending)
+                target, pending = None, []
+            if kind == CTRL:
                 try:
                     msg = _codec.loads(body)
                 except Exception as exc:  # noqa: BLE001
@@ -707,6 +737,8 @@ class Distribution:
                 log.error("unknown frame kind %d from %s: connection dropped", kind, peer.name)
                 self.connection_lost(peer, f"unknown frame kind {kind}")
                 return
+        if pending:
+            target.put_many(pending)
 
     def _handle_ctrl(self, peer: Peer, msg: tuple) -> None:
         """Kernel thread: a control message from ``peer``."""

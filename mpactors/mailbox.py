@@ -58,20 +58,31 @@ _F_WHOLE = F_START | F_END
 _READ_SIZE = 1 << 16
 _PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: fewer trips through the backlog
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 #: Payload of a SYSTEM frame telling the node's main process it was killed.
 SYSTEM_EXIT = "exit"
 
 
 def make_pipe() -> Tuple[int, int]:
-    """A new mailbox pipe ``(read_fd, write_fd)``: write end non-blocking, 1 MiB if allowed."""
+    """A new mailbox pipe ``(read_fd, write_fd)``, its write end non-blocking.
+
+    It starts at the kernel's default size (64 KiB); the first writer that
+    finds it full grows it to 1 MiB (allocating that for every actor up
+    front costs more than the fork).
+    """
     r, w = os.pipe()
     os.set_blocking(w, False)
-    try:
-        fcntl.fcntl(w, _F_SETPIPE_SZ, _PIPE_SIZE)
-    except OSError:  # capped by /proc/sys/fs/pipe-max-size: the default is fine
-        pass
     return r, w
+
+
+def _grow(fd: int) -> bool:
+    """Make a full pipe bigger, once; True if it grew."""
+    try:
+        before = fcntl.fcntl(fd, _F_GETPIPE_SZ)
+        return fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE) > before
+    except OSError:  # capped by /proc/sys/fs/pipe-max-size: the backlog copes
+        return False
 
 
 class _ProcessState:
@@ -97,7 +108,7 @@ class MailboxWriter:
     Erlang does.
     """
 
-    __slots__ = ("fd", "lock", "backlog", "dead", "__weakref__")
+    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "__weakref__")
 
     # Writers with frames waiting; owned by whoever holds each writer's lock.
     backlogged: "set[MailboxWriter]" = set()
@@ -107,6 +118,7 @@ class MailboxWriter:
         self.lock = threading.Lock()
         self.backlog: Deque[bytes] = collections.deque()
         self.dead = False
+        self.grown = False
 
     def put(self, payload: bytes, sender: int = 0, flags: int = 0) -> bool:
         """Queue ``payload`` (a pickled message) for the reader; never blocks."""
@@ -115,20 +127,51 @@ class MailboxWriter:
             frames = [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload]
         else:
             frames = _chunks(payload, sender, flags)
+        return self._write(frames)
+
+    def put_many(self, payloads: List[bytes], sender: int = 0) -> bool:
+        """Queue several pickled messages, packing whole frames into writes of at most ``PIPE_BUF``."""
+        writes: List[bytes] = []
+        current: List[bytes] = []
+        size = 0
+        ospid = _ProcessState.ospid
+        for payload in payloads:
+            n = len(payload)
+            frames = [_HDR.pack(ospid, sender, _F_WHOLE, n) + payload] if n <= CHUNK else _chunks(payload, sender, 0)
+            for frame in frames:
+                if size + len(frame) > PIPE_BUF and current:
+                    writes.append(b"".join(current))
+                    current, size = [], 0
+                current.append(frame)
+                size += len(frame)
+        if current:
+            writes.append(b"".join(current))
+        return self._write(writes)
+
+    def _write(self, writes: List[bytes]) -> bool:
+        """Write atomic pieces (each at most PIPE_BUF) in order, or queue the rest."""
         with self.lock:
             if self.dead:
                 return False
             if self.backlog:
-                self.backlog.extend(frames)
+                self.backlog.extend(writes)
                 return True
-            for i, frame in enumerate(frames):
+            for i, piece in enumerate(writes):
                 try:
-                    os.write(self.fd, frame)
+                    os.write(self.fd, piece)
                 except BlockingIOError:
-                    self.backlog.extend(frames[i:])
+                    if not self.grown:
+                        self.grown = True
+                        _grow(self.fd)
+                        try:
+                            os.write(self.fd, piece)
+                            continue
+                        except BlockingIOError:
+                            pass
+                    self.backlog.extend(writes[i:])
                     _Flusher.kick(self)
                     return True
-                except (BrokenPipeError, OSError) as exc:
+                except OSError as exc:
                     if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.EBADF):
                         self.dead = True
                         return False
