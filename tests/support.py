@@ -7,6 +7,7 @@ LONG_TIMEOUT instead (or raise MPACTORS_TEST_TIMEOUT_SCALE).
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -33,10 +34,22 @@ def wait_until(
 
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port that nothing uses right now, below the ephemeral range.
+
+    A port the OS hands out for ``bind(0)`` could be handed out again, to a
+    node's listener or an outgoing connection, before a port mapper binds
+    it; ports under 32768 are never picked that way on Linux.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port between 20000 and 32000")
 
 
 def python_c(code: str, *args: str, env: Optional[dict] = None, **kw: Any) -> subprocess.Popen:
