@@ -29,6 +29,8 @@ class Stack(GenServer):
             return self.items.pop()
         if request == "later":
             self.deferred = frm
+            if self.report_to is not None:
+                mpactors.send(self.report_to, "deferred")
             return NOREPLY
         if request == "stop":
             self.stop("normal")
@@ -77,11 +79,17 @@ def test_other_messages_go_to_handle_info(node: mpactors.Node) -> None:
     assert mpactors.receive(("info", mpactors.ANY), timeout=SHORT_TIMEOUT) == ("info", "hello")
 
 
+def _call_and_report(server: mpactors.Pid, request: Any, report_to: mpactors.Pid) -> None:
+    mpactors.send(report_to, ("result", GenServer.call(server, request)))
+
+
 def test_a_deferred_reply_reaches_the_caller(node: mpactors.Node) -> None:
-    pid = Stack.start([])
-    helper = mpactors.spawn(lambda: GenServer.cast(pid, ("answer", 42)) if mpactors.receive() else None)
-    mpactors.send(helper, True)
-    assert GenServer.call(pid, "later") == 42
+    me = mpactors.self()
+    pid = Stack.start([], me)
+    mpactors.spawn(_call_and_report, pid, "later", me)
+    assert mpactors.receive("deferred", timeout=SHORT_TIMEOUT) == "deferred"  # handle_call returned NOREPLY
+    GenServer.cast(pid, ("answer", 42))
+    assert mpactors.receive(("result", mpactors.ANY), timeout=SHORT_TIMEOUT) == ("result", 42)
 
 
 def test_stop_runs_terminate_and_ends_the_server_normally(node: mpactors.Node) -> None:
