@@ -15,6 +15,8 @@ from typing import Iterator, List
 import psutil
 import pytest
 
+import mpactors
+
 from support import free_port
 
 
@@ -118,3 +120,10 @@ def multiprocessing_helpers() -> Iterator[None]:
     yield
     forkserver._forkserver._stop()  # type: ignore[attr-defined]
     resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def node() -> Iterator[mpactors.Node]:
+    """A local-only node (``nonode@nohost``) in the test process, stopped after the test."""
+    with mpactors.Node() as n:
+        yield n

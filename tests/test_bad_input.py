@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import types
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -25,12 +25,6 @@ from support import LONG_TIMEOUT, SHORT_TIMEOUT
 
 #: Every test here runs actor processes: fail fast (with stacks) instead of hanging.
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def node() -> Iterator[mpactors.Node]:
-    with mpactors.Node() as n:
-        yield n
 
 
 class CantPickle:

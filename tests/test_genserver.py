@@ -1,7 +1,7 @@
 """GenServer: init, call, cast, info, terminate, errors; Supervisor strategies."""
 from __future__ import annotations
 
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 
@@ -10,12 +10,6 @@ from mpactors import ChildSpec, Down, GenServer, Supervisor
 from mpactors.genserver import NOREPLY
 from mpactors.supervisor import which_children
 from support import SHORT_TIMEOUT, wait_until
-
-
-@pytest.fixture
-def node() -> Iterator[mpactors.Node]:
-    with mpactors.Node() as n:
-        yield n
 
 
 class Stack(GenServer):

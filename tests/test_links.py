@@ -11,7 +11,7 @@ process, which traps exits where a test needs ``ExitSignal`` messages.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import pytest
 
@@ -21,12 +21,6 @@ from support import LONG_TIMEOUT, SHORT_TIMEOUT, wait_until
 
 #: Every test here runs actor processes: fail fast (with stacks) instead of hanging.
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def node() -> Iterator[mpactors.Node]:
-    with mpactors.Node() as n:
-        yield n
 
 
 # -- actors --------------------------------------------------------------------

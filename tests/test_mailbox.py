@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import select
 import time
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 
@@ -21,12 +21,6 @@ from support import LONG_TIMEOUT, SHORT_TIMEOUT, wait_until
 pytestmark = pytest.mark.timeout(60)
 
 N_ORDERED = 10_000
-
-
-@pytest.fixture
-def node() -> Iterator[mpactors.Node]:
-    with mpactors.Node() as n:
-        yield n
 
 
 # -- actors (module level, so any start method can run them) ---------------

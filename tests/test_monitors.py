@@ -5,7 +5,7 @@ way an actor can end maps to the exit reason its monitors see.
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -15,12 +15,6 @@ from support import LONG_TIMEOUT, SHORT_TIMEOUT, wait_until
 
 #: Every test here runs actor processes: fail fast (with stacks) instead of hanging.
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def node() -> Iterator[mpactors.Node]:
-    with mpactors.Node() as n:
-        yield n
 
 
 # -- actors -------------------------------------------------------------------

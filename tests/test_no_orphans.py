@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Iterator, List
+from typing import List
 
 import psutil
 import pytest
@@ -27,14 +27,6 @@ pytestmark = pytest.mark.timeout(60)
 #: The guarantees under test (SPEC "No orphans").
 ACTOR_DEATH_REPORTED_WITHIN = 1.0
 NODE_DEATH_CLEANED_WITHIN = 2.0
-
-
-@pytest.fixture
-def node() -> Iterator[mpactors.Node]:
-    with mpactors.Node() as n:
-        yield n
-
-
 
 
 # -- actors -------------------------------------------------------------------

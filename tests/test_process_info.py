@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import psutil
 import pytest
@@ -22,12 +22,6 @@ KEYS = {
     "status", "message_queue_len", "links", "monitors", "monitored_by", "registered_name",
     "os_pid", "memory", "cpu_percent", "current", "trap_exit", "node",
 }
-
-
-@pytest.fixture
-def node() -> Iterator[mpactors.Node]:
-    with mpactors.Node() as n:
-        yield n
 
 
 # -- actors -------------------------------------------------------------------

@@ -3,7 +3,7 @@ registered, processes.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -13,12 +13,6 @@ from support import LONG_TIMEOUT, SHORT_TIMEOUT, wait_until
 
 #: Every test here runs actor processes: fail fast (with stacks) instead of hanging.
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def node() -> Iterator[mpactors.Node]:
-    with mpactors.Node() as n:
-        yield n
 
 
 # -- actors -------------------------------------------------------------------
