@@ -117,16 +117,9 @@ def median(values: Sequence[float]) -> Optional[float]:
 
 def raise_fd_limit() -> None:
     """Use the hard descriptor limit (1,000 children need more than 1,024 fds)."""
-    import resource
+    from ._procs import raise_fd_limit as _raise
 
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY:
-            hard = 1 << 20
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ValueError, OSError):  # pragma: no cover
-        pass
+    _raise()
 
 
 def die_with_parent() -> None:

@@ -19,7 +19,7 @@ import signal
 import sys
 from typing import Any, Callable, Optional
 
-__all__ = ["START_METHODS", "default_start_method", "ActorProcess", "start", "to_high"]
+__all__ = ["START_METHODS", "default_start_method", "ActorProcess", "start", "to_high", "raise_fd_limit"]
 
 START_METHODS = ("fork", "forkserver", "spawn")
 
@@ -66,6 +66,20 @@ class ActorProcess:
     def kill(self) -> None:
         """SIGKILL: cannot be caught or ignored."""
         self.signal(signal.SIGKILL)
+
+
+def raise_fd_limit() -> None:
+    """Use the hard descriptor limit: every actor costs its node a few descriptors."""
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):  # pragma: no cover
+        pass
 
 
 def to_high(fd: int, base: int) -> int:

@@ -11,7 +11,6 @@ import atexit
 import logging
 import os
 import random
-import resource
 import socket
 import threading
 from typing import Any, Optional
@@ -143,7 +142,7 @@ class Node:
             if Node._running is not None or primitives._current is not None:
                 running = Node._running.name if Node._running else "an actor"
                 raise NodeError(f"this process already runs {running}: one node per process")
-            _raise_fd_limit()
+            _procs.raise_fd_limit()
             distribution = None
             creation = random.randint(1, 2**32 - 1)
             if self.distributed:
@@ -229,17 +228,3 @@ def _default_logging() -> None:
     handler.setFormatter(logging.Formatter("mpactors %(levelname)s [%(process)d] %(message)s"))
     handler.setLevel(logging.WARNING)
     logger.addHandler(handler)
-
-
-def _raise_fd_limit() -> None:
-    """Every actor costs the node a few descriptors: use the hard limit."""
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY:
-            hard = 1 << 20
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ValueError, OSError):  # pragma: no cover
-        pass
-
-
