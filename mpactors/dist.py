@@ -35,307 +35,42 @@ reader thread declares the peer down after ``ticktime`` without a byte.
 """
 from __future__ import annotations
 
-import collections
-import hashlib
-import hmac
 import logging
 import os
 import select
 import socket
-import struct
 import threading
 import time
 from multiprocessing.connection import Connection, Listener
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _codec, config, epmd
+from ._dist_remote import RemoteOps
+from ._handshake import (
+    MAGIC,
+    MAX_PREAUTH,
+    PROTOCOL_VERSION,
+    REFUSED,
+    AuthFailed,
+    Refused,
+    answer_challenge,
+    deliver_challenge,
+    host_address,
+    set_timeouts,
+)
+from ._peer import CTRL, FRAME, MSG, MSG_HDR, NAME_HDR, NAMED, ROUTE, TICK, Peer, route_frame
 from .cookie import Cookie, resolve_cookie
-from .errors import BadArg, EpmdError, MpactorsError, NodeError
+from .errors import EpmdError, MpactorsError, NodeError
 from .mailbox import MailboxWriter, RawReader, make_pipe
 from .messages import Down
-from .pid import Pid, Ref
+from .pid import Pid
 
-__all__ = ["Distribution", "PROTOCOL_VERSION", "route_frame"]
+__all__ = ["Distribution", "PROTOCOL_VERSION", "route_frame", "start"]
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever the frames above change; peers must agree exactly.
-PROTOCOL_VERSION = 1
-_MAGIC = b"MPACTORS%d " % PROTOCOL_VERSION
-_CHALLENGE = b"#MPCHALLENGE#"
-_WELCOME = b"#WELCOME#"
-_FAILURE = b"#FAILURE#"
-_REFUSED = b"#REFUSED#"  # sent instead of a challenge: the peer cannot be served
-_NONCE = 32
-_MAX_PREAUTH = 256  # bytes read from an unauthenticated peer, per message
-_MAX_FRAME = _codec.MAX_MESSAGE + 64
 
-MSG, NAMED, CTRL, TICK = 1, 2, 3, 4
-_FRAME = struct.Struct("<BI")
-_MSG_HDR = struct.Struct("<II")
-_NAME_HDR = struct.Struct("<H")
-_ROUTE = struct.Struct("<BH")
-_LEN = struct.Struct("!i")  # multiprocessing.connection's own length prefix
-
-
-def route_frame(dest: Any, payload: bytes) -> bytes:
-    """What a local process writes into its node's router pipe to reach ``dest``.
-
-    ``<B kind><H n> node`` then the frame body the connection carries (see
-    the table above). The router thread reads these and hands each body to
-    the peer's connection; the kernel is not involved.
-    """
-    if type(dest) is Pid:
-        node = dest.node.encode()
-        return _ROUTE.pack(MSG, len(node)) + node + _MSG_HDR.pack(dest.id, dest.creation) + payload
-    name, where = dest
-    node, key = where.encode(), name.encode()
-    return _ROUTE.pack(NAMED, len(node)) + node + _NAME_HDR.pack(len(key)) + key + payload
-
-
-# -- authentication (cookie as authkey, HMAC-SHA256, both directions) --------
-def _deliver_challenge(conn: Connection, cookie: bytes) -> None:
-    nonce = os.urandom(_NONCE)
-    conn.send_bytes(_CHALLENGE + nonce)
-    answer = conn.recv_bytes(_MAX_PREAUTH)
-    expected = hmac.new(cookie, nonce, hashlib.sha256).digest()
-    if not hmac.compare_digest(answer, expected):
-        conn.send_bytes(_FAILURE)
-        raise _AuthFailed("digest received was wrong")
-    conn.send_bytes(_WELCOME)
-
-
-def _answer_challenge(conn: Connection, cookie: bytes) -> None:
-    message = conn.recv_bytes(_MAX_PREAUTH)
-    if message.startswith(_REFUSED):
-        raise _Refused(message[len(_REFUSED):].decode("utf-8", "replace"))
-    if not message.startswith(_CHALLENGE):
-        raise _AuthFailed(f"expected a challenge, got {message[:20]!r}")
-    conn.send_bytes(hmac.new(cookie, message[len(_CHALLENGE):], hashlib.sha256).digest())
-    if conn.recv_bytes(_MAX_PREAUTH) != _WELCOME:
-        raise _AuthFailed("digest sent was rejected")
-
-
-class _AuthFailed(Exception):
-    pass
-
-
-class _Refused(_AuthFailed):
-    """The acceptor refused us before authentication, saying why."""
-
-
-def _set_timeouts(conn: Connection, seconds: float) -> None:
-    """Bound every blocking read/write on ``conn`` (0 = no bound)."""
-    sec = int(seconds)
-    usec = int((seconds - sec) * 1e6)
-    tv = struct.pack("ll", sec, usec)
-    with socket.socket(fileno=os.dup(conn.fileno())) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-
-
-def _shutdown(conn: Connection) -> None:
-    """Wake the threads blocked on ``conn`` (closing the descriptor alone does not)."""
-    try:
-        with socket.socket(fileno=os.dup(conn.fileno())) as s:
-            s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-def host_address(host: str) -> str:
-    """The address to reach ``host`` at: loopback for this host, else a forward lookup."""
-    if host in ("localhost", socket.gethostname(), socket.gethostname().split(".")[0]):
-        return "127.0.0.1"
-    try:
-        socket.inet_aton(host)
-        return host
-    except OSError:
-        pass
-    try:
-        return str(socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
-    except socket.gaierror as exc:
-        raise NodeError(f"cannot resolve host {host!r}: {exc}") from None
-
-
-class Peer:
-    """One connection to another node (pending until the handshake is done).
-
-    Frames queued while the connection is pending, or while a send is in
-    progress, go out in one batch from the writer thread. When the link is
-    idle, ``put`` sends straight from the calling thread (non-blocking; the
-    writer finishes whatever the socket did not take), which saves a thread
-    switch per message.
-    """
-
-    def __init__(self, dist: Distribution, name: str) -> None:
-        self.dist = dist
-        self.name = name
-        self.conn: Optional[Connection] = None
-        self.sock: Optional[socket.socket] = None  # a dup of conn's socket, for sends
-        self.creation = 0
-        self.hidden = False
-        self.up = False
-        self.closed = False
-        self.outgoing: Deque[bytes] = collections.deque()
-        self.partial = b""  # the rest of a direct send the socket did not take
-        self.busy = False  # a thread is sending on the socket
-        self.cond = threading.Condition()
-        self.tick_interval = dist.ticktime / 4
-        self.last_send = time.monotonic()
-        self.waiters: List[Callable[[bool], None]] = []
-        # Once its threads run, only the reader closes ``conn`` and only the
-        # writer closes ``sock``; others shut the socket down to wake them.
-        # Closing a descriptor under a thread that still uses it would let
-        # that thread read or write whatever socket reuses the number next.
-        self.threads = False
-        self.io_lock = threading.Lock()
-
-    # -- sending (any thread) ----------------------------------------------
-    def put(self, kind: int, body: bytes) -> None:
-        self._put(_FRAME.pack(kind, len(body)) + body)
-
-    def put_many(self, items: List[Tuple[int, bytes]]) -> None:
-        """Several frames in one message on the wire (the router's batches)."""
-        pack = _FRAME.pack
-        self._put(b"".join(pack(kind, len(body)) + body for kind, body in items))
-
-    def _put(self, frame: bytes) -> None:
-        with self.cond:
-            if self.closed:
-                return
-            if not self.up or self.busy or self.outgoing or self.partial:
-                self.outgoing.append(frame)
-                self.cond.notify()
-                return
-            self.busy = True
-        data = _LEN.pack(len(frame)) + frame
-        sent = 0
-        try:
-            sent = self.sock.send(data, socket.MSG_DONTWAIT)  # type: ignore[union-attr]
-        except BlockingIOError:
-            pass
-        except OSError:
-            sent = len(data)  # broken: the reader thread reports the loss
-        with self.cond:
-            if sent < len(data):
-                self.partial = data[sent:]
-            self.busy = False
-            self.last_send = time.monotonic()
-            if self.partial or self.outgoing:
-                self.cond.notify()
-
-    def ctrl(self, *msg: Any) -> None:
-        self.put(CTRL, _codec.dumps(msg))
-
-    def _next_batch(self) -> Optional[bytes]:
-        """Writer thread: wait for something to send (or a tick); None when closed."""
-        with self.cond:
-            while not self.closed and (self.busy or not (self.outgoing or self.partial)):
-                wait = self.last_send + self.tick_interval - time.monotonic()
-                if wait <= 0 and not self.busy:
-                    break
-                self.cond.wait(wait if wait > 0 else self.tick_interval)
-            if self.closed:
-                return None
-            data, self.partial = self.partial, b""
-            if self.outgoing:
-                batch = b"".join(self.outgoing)
-                self.outgoing.clear()
-                data += _LEN.pack(len(batch)) + batch
-            elif not data:
-                data = _LEN.pack(_FRAME.size) + _FRAME.pack(TICK, 0)
-            self.busy = True
-            return data
-
-    def _writer(self) -> None:
-        sock = self.sock
-        assert sock is not None
-        try:
-            self._write_loop(sock)
-        finally:
-            with self.cond:
-                while self.busy:  # a direct send from put() is still using the socket
-                    self.cond.wait(0.1)
-                self.busy = True  # and none may start now
-            with self.io_lock:
-                self.dist.kernel.close_private(sock)
-
-    def _write_loop(self, sock: socket.socket) -> None:
-        try:
-            while True:
-                data = self._next_batch()
-                if data is None:
-                    return
-                try:
-                    sock.sendall(data)
-                finally:
-                    with self.cond:
-                        self.busy = False
-                        self.last_send = time.monotonic()
-                        self.cond.notify_all()
-        except (OSError, ValueError) as exc:
-            if not self.closed:
-                self.dist.connection_lost(self, f"send failed: {exc}")
-
-    def _reader(self) -> None:
-        conn = self.conn
-        assert conn is not None
-        try:
-            self._read_loop(conn)
-        finally:
-            with self.io_lock:
-                self.dist.kernel.close_private(conn)
-
-    def _read_loop(self, conn: Connection) -> None:
-        timeout = self.dist.ticktime
-        poller = select.poll()  # kept: Connection.poll() builds a selector per call
-        poller.register(conn.fileno(), select.POLLIN)
-        timeout_ms = int(timeout * 1000)
-        try:
-            while True:
-                if not poller.poll(timeout_ms):
-                    self.dist.connection_lost(self, f"silent for {timeout:g} s (net tick timeout)")
-                    return
-                data = conn.recv_bytes(_MAX_FRAME)
-                self.dist.handle_batch(self, data)
-        except (EOFError, OSError, ValueError, TypeError) as exc:
-            # (TypeError: the connection was closed under us, its handle is None)
-            if not self.closed:
-                why = "closed by peer" if isinstance(exc, EOFError) else f"receive failed: {exc}"
-                self.dist.connection_lost(self, why)
-
-    def start(self) -> None:
-        self.threads = True
-        for fn, what in ((self._reader, "reader"), (self._writer, "writer")):
-            threading.Thread(target=fn, name=f"mpactors-dist-{what} {self.name}", daemon=True).start()
-
-    def flush(self, deadline: float) -> None:
-        """Wait (until ``deadline``) for queued frames of an established connection to go out."""
-        with self.cond:
-            while self.up and (self.outgoing or self.partial or self.busy):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.notify_all()
-                self.cond.wait(left)
-
-    def close(self) -> None:
-        """Any thread: end the connection; its reader and writer close the descriptors."""
-        with self.cond:
-            self.closed = True
-            self.outgoing.clear()
-            self.cond.notify_all()
-        with self.io_lock:
-            if self.conn is not None and not self.conn.closed:
-                _shutdown(self.conn)
-                if not self.threads:
-                    self.dist.kernel.close_private(self.conn)
-            if self.sock is not None and not self.threads:
-                self.dist.kernel.close_private(self.sock)
-
-
-class Distribution:
+class Distribution(RemoteOps):
     """A node's distribution layer: listener, port mapper registration, peers.
 
     ``peers`` is owned by the kernel thread; readers and writers hand events
@@ -412,7 +147,7 @@ class Distribution:
             bodies, alive = self._router.take()
             by_node: Dict[str, List[Tuple[int, bytes]]] = {}
             for body in bodies:  # one message on the wire per peer per drain
-                kind, n = _ROUTE.unpack_from(body)
+                kind, n = ROUTE.unpack_from(body)
                 node = body[3 : 3 + n].decode("utf-8", "replace")
                 by_node.setdefault(node, []).append((kind, body[3 + n :]))
             for node, items in by_node.items():
@@ -451,21 +186,21 @@ class Distribution:
         # deadline, so a client that connects and says nothing stalls no one.
         address = f"{addr[0]}:{addr[1]}"
         try:
-            _set_timeouts(conn, config.HANDSHAKE_TIMEOUT)
-            intro = conn.recv_bytes(_MAX_PREAUTH)
+            set_timeouts(conn, config.HANDSHAKE_TIMEOUT)
+            intro = conn.recv_bytes(MAX_PREAUTH)
             if not intro.startswith(b"MPACTORS"):
-                raise _AuthFailed(f"not an mpactors node (sent {intro[:16]!r})")
-            if not intro.startswith(_MAGIC):
-                why = f"protocol version mismatch: peer speaks {intro.split(b' ')[0].decode(errors='replace')}, we speak {_MAGIC.decode().strip()}"
-                conn.send_bytes(_REFUSED + why.encode())
-                raise _AuthFailed(why)
-            claimed = intro[len(_MAGIC):].decode("utf-8", "replace")
+                raise AuthFailed(f"not an mpactors node (sent {intro[:16]!r})")
+            if not intro.startswith(MAGIC):
+                why = f"protocol version mismatch: peer speaks {intro.split(b' ')[0].decode(errors='replace')}, we speak {MAGIC.decode().strip()}"
+                conn.send_bytes(REFUSED + why.encode())
+                raise AuthFailed(why)
+            claimed = intro[len(MAGIC):].decode("utf-8", "replace")
             cookie = self.node_cookies.get(claimed, self.cookie)
-            _deliver_challenge(conn, cookie)
-            _answer_challenge(conn, cookie)
+            deliver_challenge(conn, cookie)
+            answer_challenge(conn, cookie)
             hello = conn.recv()
             peer_name = self._check_hello(hello, conn)
-        except (_AuthFailed, EOFError, OSError, ValueError) as exc:
+        except (AuthFailed, EOFError, OSError, ValueError) as exc:
             log.error("Connection attempt from %s rejected: %s", address, exc)
             conn.close()
             return
@@ -480,14 +215,14 @@ class Distribution:
 
     def _check_hello(self, hello: Any, conn: Connection) -> Optional[str]:
         if not (isinstance(hello, tuple) and len(hello) == 6 and hello[0] == "hello"):
-            raise _AuthFailed(f"bad hello {hello!r:.60}")
+            raise AuthFailed(f"bad hello {hello!r:.60}")
         _, name, creation, version, hidden, ticktime = hello
         if version != PROTOCOL_VERSION:
             conn.send(("refused", f"protocol version {version} != {PROTOCOL_VERSION}"))
-            raise _AuthFailed(f"protocol version mismatch: {version} != {PROTOCOL_VERSION}")
+            raise AuthFailed(f"protocol version mismatch: {version} != {PROTOCOL_VERSION}")
         if name == self.name:
             conn.send(("refused", "same node name"))
-            raise _AuthFailed(f"peer claims our own name {name!r}")
+            raise AuthFailed(f"peer claims our own name {name!r}")
         return str(name)
 
     def _accepted(self, conn: Connection, hello: tuple, address: str, replace: bool = False) -> None:
@@ -577,11 +312,11 @@ class Distribution:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(sock.detach())
         try:
-            _set_timeouts(conn, config.HANDSHAKE_TIMEOUT)
+            set_timeouts(conn, config.HANDSHAKE_TIMEOUT)
             cookie = self.node_cookies.get(name, self.cookie)
-            conn.send_bytes(_MAGIC + self.name.encode())
-            _answer_challenge(conn, cookie)
-            _deliver_challenge(conn, cookie)
+            conn.send_bytes(MAGIC + self.name.encode())
+            answer_challenge(conn, cookie)
+            deliver_challenge(conn, cookie)
             conn.send(("hello", self.name, self.creation, PROTOCOL_VERSION, self.hidden, self.ticktime))
             verdict = conn.recv()
             if verdict == ("alive",):
@@ -590,10 +325,10 @@ class Distribution:
                 # it is a dead one the peer has not noticed yet: replace it.
                 conn.send(not peer.up)
                 verdict = conn.recv()
-        except _Refused as exc:
+        except Refused as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection: {exc}") from None
-        except (_AuthFailed, EOFError, OSError) as exc:
+        except (AuthFailed, EOFError, OSError) as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None
         if not (isinstance(verdict, tuple) and verdict and verdict[0] == "ok"):
@@ -625,7 +360,7 @@ class Distribution:
         self._established(peer, conn, creation, hidden, ticktime)
 
     def _established(self, peer: Peer, conn: Connection, creation: int, hidden: bool, ticktime: float) -> None:
-        _set_timeouts(conn, 0)
+        set_timeouts(conn, 0)
         peer.sock = socket.socket(fileno=os.dup(conn.fileno()))
         peer.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.kernel.private_fds.add(peer.sock.fileno())
@@ -694,7 +429,7 @@ class Distribution:
         possible; anything else flushes them first, so order holds.
         """
         pos, end = 0, len(data)
-        unpack = _FRAME.unpack_from
+        unpack = FRAME.unpack_from
         kernel = self.kernel
         target: Any = None
         pending: List[bytes] = []
@@ -705,12 +440,12 @@ class Distribution:
             pos += n
             w = None
             if kind == MSG:
-                aid, creation = _MSG_HDR.unpack_from(body)
+                aid, creation = MSG_HDR.unpack_from(body)
                 if creation == kernel.creation or creation == 0:
                     w = kernel.writers.get(aid)
                 payload = body[8:]
             elif kind == NAMED:
-                (k,) = _NAME_HDR.unpack_from(body)
+                (k,) = NAME_HDR.unpack_from(body)
                 pid = kernel.names.get(body[2 : 2 + k].decode("utf-8", "replace"))
                 w = kernel.writers.get(pid.id) if pid is not None else None
                 payload = body[2 + k :]
@@ -740,223 +475,16 @@ class Distribution:
         if pending:
             target.put_many(pending)
 
-    def _handle_ctrl(self, peer: Peer, msg: tuple) -> None:
-        """Kernel thread: a control message from ``peer``."""
-        handler = getattr(self, "_ctrl_" + str(msg[0]), None)
-        if handler is None:
-            log.error("unknown control message %r from %s", msg[0], peer.name)
-            return
-        try:
-            handler(peer, *msg[1:])
-        except Exception:  # noqa: BLE001 - a bad request must not kill the kernel
-            log.exception("control message %r from %s failed", msg[0], peer.name)
-
-    def _ctrl_peers(self, peer: Peer, names: List[str]) -> None:
-        if self.hidden:
-            return
-        for name in names:
-            if name != self.name and name not in self.peers:
-                self.connect(name)
-
-    def _ctrl_link(self, peer: Peer, frm: Pid, to: Pid) -> None:
-        rec = self.kernel.local_rec(to)
-        if rec is None:
-            peer.ctrl("exit", to, frm, _codec.dumps("noproc"), True)
-        else:
-            rec.links.add(frm)
-
-    def _ctrl_unlink(self, peer: Peer, frm: Pid, to: Pid) -> None:
-        self.kernel.remove_link(frm, to)
-
-    def _ctrl_exit(self, peer: Peer, frm: Pid, to: Pid, reason: bytes, link: bool) -> None:
-        rec = self.kernel.local_rec(to)
-        if rec is None:
-            return
-        if link:
-            if frm not in rec.links:
-                return  # unlinked meanwhile
-            rec.links.discard(frm)
-        self.kernel._signal(frm, to, _codec.loads(reason), link)
-
-    def _ctrl_monitor(self, peer: Peer, watcher: Pid, target: Any, ref: Ref) -> None:
-        kernel = self.kernel
-        if isinstance(target, str):
-            pid = kernel.names.get(target)
-            if pid is None:
-                peer.ctrl("down", ref, (target, self.name), _codec.dumps("noproc"), watcher)
-                return
-            target = pid
-        rec = kernel.local_rec(target)
-        if rec is None:
-            peer.ctrl("down", ref, target, _codec.dumps("noproc"), watcher)
-        else:
-            rec.monitored_by[ref] = watcher
-
-    def _ctrl_down(self, peer: Peer, ref: Ref, target: Any, reason: bytes, watcher: Pid) -> None:
-        self.kernel.monitor_fired(ref, target, _codec.loads(reason), watcher)
-
-    def down(self, ref: Ref, target: Pid, reason: Any, watcher: Pid) -> None:
-        """Tell a remote watcher that ``target`` ended (kernel thread)."""
-        try:
-            data = _codec.dumps(reason)
-        except BadArg:
-            data = _codec.dumps(repr(reason))
-        self._ctrl_to(watcher.node, "down", ref, target, data, watcher)
-
-    def _ctrl_trace(self, peer: Peer, pid: Pid, flag: bool, tracer: Pid) -> None:
-        self.kernel.request(tracer, "trace", (pid, flag, tracer), ("fn", lambda ok, v: None))
-
-    def trace(self, pid: Pid, flag: bool, tracer: Pid) -> None:
-        self._ctrl_to(pid.node, "trace", pid, flag, tracer)
-
-    def _ctrl_demonitor(self, peer: Peer, ref: Ref, target: Any) -> None:
-        rec = self.kernel.local_rec(target) if isinstance(target, Pid) else None
-        if rec is not None:
-            rec.monitored_by.pop(ref, None)
-
-    def _ctrl_spawn(self, peer: Peer, tag: int, caller: Pid, payload: bytes, fn_name: str, link: bool, monitor: bool) -> None:
-        kernel = self.kernel
-        try:
-            rec = kernel.spawn_local(payload, fn_name)
-        except Exception as exc:  # noqa: BLE001 - reported to the caller
-            peer.ctrl("reply", tag, False, _codec.dumps(NodeError(f"spawn on {self.name} failed: {exc}")))
-            return
-        ref = None
-        if link:
-            rec.links.add(caller)
-        if monitor:
-            ref = kernel.make_ref()
-            rec.monitored_by[ref] = caller
-        peer.ctrl("reply", tag, True, _codec.dumps((rec.pid, ref)))
-
-    def _ctrl_info(self, peer: Peer, tag: int, caller: Pid, pid: Pid) -> None:
-        def answer(ok: bool, value: Any) -> None:
-            peer.ctrl("reply", tag, ok, _codec.dumps(value))
-
-        self.kernel.request(caller, "process_info", (pid,), ("fn", answer))
-
-    def _ctrl_reply(self, peer: Peer, tag: int, ok: bool, value: bytes) -> None:
-        pending = self._pending.pop(tag, None)
-        if pending is None:
-            return
-        reply, _, then = pending
-        try:
-            result = _codec.loads(value)
-        except Exception as exc:  # noqa: BLE001
-            self.kernel.reply(reply, False, BadArg(f"unreadable reply from {peer.name}: {exc}"))
-            return
-        if ok and then is not None:
-            result = then(result)
-        self.kernel.reply(reply, ok, result)
-
-    # -- requests from the kernel ------------------------------------------------
-    def _request(self, node: str, reply: Any, then: Optional[Callable[[Any], Any]], *msg: Any) -> Any:
-        from ._kernel import DEFER
-
-        self._tags += 1
-        tag = self._tags
-        self._pending[tag] = (reply, node, then)
-
-        def connected(ok: bool) -> None:
-            if not ok:
-                pending = self._pending.pop(tag, None)
-                if pending is not None:
-                    self.kernel.reply(reply, False, NodeError(f"node {node} is unreachable"))
-                return
-            self._ctrl_now(node, msg[0], tag, *msg[1:])
-
-        self.connect(node, connected)
-        return DEFER
-
-    def remote_spawn(self, caller: Pid, node: str, payload: bytes, fn_name: str, link: bool, monitor: bool, reply: Any) -> Any:
-        def then(result: Tuple[Pid, Optional[Ref]]) -> Any:
-            pid, ref = result
-            rec = self.kernel.local_rec(caller)
-            if rec is not None:
-                if link:
-                    rec.links.add(pid)
-                if monitor and ref is not None:
-                    rec.monitors[ref] = pid
-            return (pid, ref) if monitor else pid
-
-        return self._request(node, reply, then, "spawn", caller, payload, fn_name, link, monitor)
-
-    def process_info(self, caller: Pid, pid: Pid, reply: Any) -> Any:
-        return self._request(pid.node, reply, None, "info", caller, pid)
-
-    def link(self, caller: Pid, pid: Pid) -> None:
-        rec = self.kernel.local_rec(caller)
-        if rec is not None:
-            rec.links.add(pid)
-        self._ctrl_to(pid.node, "link", caller, pid)
-
-    def unlink(self, caller: Pid, pid: Pid) -> None:
-        self._ctrl_to(pid.node, "unlink", caller, pid)
-
-    def exit_signal(self, frm: Pid, to: Pid, reason: Any, link: bool) -> None:
-        try:
-            data = _codec.dumps(reason)
-        except BadArg:
-            data = _codec.dumps(repr(reason))
-        self._ctrl_to(to.node, "exit", frm, to, data, link)
-
-    def monitor(self, watcher: Pid, target: Any, ref: Ref) -> None:
-        node = target.node if isinstance(target, Pid) else target[1]
-        name = target if isinstance(target, Pid) else target[0]
-
-        def connected(ok: bool) -> None:
-            if ok:
-                self._ctrl_now(node, "monitor", watcher, name, ref)
-            else:
-                rec = self.kernel.local_rec(watcher)
-                if rec is not None and rec.monitors.pop(ref, None) is not None:
-                    self.kernel.deliver(watcher, Down(ref, target, "noconnection"))
-
-        self.connect(node, connected)
-
-    def demonitor(self, ref: Ref, target: Any) -> None:
-        node = target.node if isinstance(target, Pid) else target[1]
-        peer = self.peers.get(node)
-        if peer is not None and peer.up:
-            peer.ctrl("demonitor", ref, target)
-
-    def _ctrl_now(self, node: str, *msg: Any) -> None:
-        """Send a control message on an established connection, after pending sends."""
-        self.drain_router()
-        self.peers[node].ctrl(*msg)
-
-    def _ctrl_to(self, node: str, *msg: Any) -> None:
-        self.drain_router()
-        peer = self.peers.get(node)
-        if peer is not None and peer.up:
-            peer.ctrl(*msg)
-            return
-
-        def connected(ok: bool) -> None:
-            if ok:
-                self._ctrl_now(node, *msg)
-            elif msg[0] == "link":
-                # Linking to an unreachable node: the link breaks at once.
-                self.kernel._signal(msg[2], msg[1], "noconnection", link=True)
-                rec = self.kernel.local_rec(msg[1])
-                if rec is not None:
-                    rec.links.discard(msg[2])
-
-        self.connect(node, connected)
-
-    def process_died(self, pid: Pid) -> None:
-        """A local process ended (its remote links were signalled by the kernel)."""
-
     # -- routing (any thread) ------------------------------------------------------
     def route(self, sender: Optional[Pid], dest: Any, payload: bytes) -> None:
         """Send pickled message bytes to a remote pid or ``(name, node)``."""
         if type(dest) is Pid:
             node = dest.node
-            frame = (MSG, _MSG_HDR.pack(dest.id, dest.creation) + payload)
+            frame = (MSG, MSG_HDR.pack(dest.id, dest.creation) + payload)
         else:
             name, node = dest
             encoded = name.encode("utf-8")
-            frame = (NAMED, _NAME_HDR.pack(len(encoded)) + encoded + payload)
+            frame = (NAMED, NAME_HDR.pack(len(encoded)) + encoded + payload)
         if threading.current_thread() is self.kernel.thread:
             self.drain_router()
         peer = self.peers.get(node)
