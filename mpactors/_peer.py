@@ -81,6 +81,9 @@ class Peer:
         # that thread read or write whatever socket reuses the number next.
         self.threads = False
         self.io_lock = threading.Lock()
+        # Batches handed to the kernel thread and not yet delivered (under
+        # ``cond``): while any are, later batches follow them there.
+        self.in_kernel = 0
 
     # -- sending (any thread) ----------------------------------------------
     def put(self, kind: int, body: bytes) -> None:

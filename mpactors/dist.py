@@ -425,19 +425,48 @@ class Distribution(RemoteOps):
     def handle_batch(self, peer: Peer, data: bytes) -> None:
         """Reader thread: deliver a batch of frames from ``peer``.
 
+        Messages go straight into local mailboxes; control messages (links,
+        monitors, exit signals) are the kernel thread's. From the first
+        control frame on, the rest of the batch - and every batch after it
+        until the kernel has caught up - is handed to the kernel thread too,
+        so a message never overtakes a signal sent before it.
+        """
+        with peer.cond:
+            if peer.in_kernel:
+                peer.in_kernel += 1
+                self.kernel.cast(self._kernel_batch, peer, data, 0)
+                return
+        start = self._deliver_frames(peer, data, 0, stop_at_ctrl=True)
+        if start is not None:
+            with peer.cond:
+                peer.in_kernel += 1
+            self.kernel.cast(self._kernel_batch, peer, data, start)
+
+    def _kernel_batch(self, peer: Peer, data: bytes, start: int) -> None:
+        """Kernel thread: the rest of a batch, control messages included, in order."""
+        try:
+            self._deliver_frames(peer, data, start, stop_at_ctrl=False)
+        finally:
+            with peer.cond:
+                peer.in_kernel -= 1
+
+    def _deliver_frames(self, peer: Peer, data: bytes, pos: int, stop_at_ctrl: bool) -> Optional[int]:
+        """Deliver frames from ``pos``; with ``stop_at_ctrl``, the offset of the first control frame.
+
         Consecutive messages for one mailbox go in as few pipe writes as
         possible; anything else flushes them first, so order holds.
         """
-        pos, end = 0, len(data)
+        end = len(data)
         unpack = FRAME.unpack_from
         kernel = self.kernel
         target: Any = None
         pending: List[bytes] = []
         while pos < end:
             kind, n = unpack(data, pos)
-            pos += 5
-            body = data[pos : pos + n]
-            pos += n
+            if kind == CTRL and stop_at_ctrl:
+                break
+            body = data[pos + 5 : pos + 5 + n]
+            pos += 5 + n
             w = None
             if kind == MSG:
                 aid, creation = MSG_HDR.unpack_from(body)
@@ -467,13 +496,14 @@ class Distribution(RemoteOps):
                 except Exception as exc:  # noqa: BLE001
                     log.error("dropped a control message from %s that cannot be unpickled: %s", peer.name, exc)
                     continue
-                kernel.cast(self._handle_ctrl, peer, msg)
+                self._handle_ctrl(peer, msg)
             elif kind != TICK:
                 log.error("unknown frame kind %d from %s: connection dropped", kind, peer.name)
                 self.connection_lost(peer, f"unknown frame kind {kind}")
-                return
+                return None
         if pending:
             target.put_many(pending)
+        return pos if pos < end else None
 
     # -- routing (any thread) ------------------------------------------------------
     def route(self, sender: Optional[Pid], dest: Any, payload: bytes) -> None:

@@ -441,3 +441,18 @@ def send_many(to: mpactors.Pid, n: int) -> None:
     for i in range(n):
         mpactors.send(to, i)
     mpactors.send(to, "done")
+
+
+def link_then_send(to: mpactors.Pid, report_to: mpactors.Pid) -> None:
+    """Trap exits, link to ``to``, then tell it to go; report the exit signal that comes back."""
+    mpactors.trap_exit(True)
+    mpactors.link(to)
+    mpactors.send(to, "go")
+    signal = mpactors.receive(mpactors.ExitSignal, timeout=10)
+    mpactors.send(report_to, ("linked exit", signal.reason))
+
+
+def exit_on_go(reason: Any) -> None:
+    """Wait for "go", then exit with ``reason`` at once."""
+    mpactors.receive("go")
+    mpactors.exit(reason)

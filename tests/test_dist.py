@@ -20,10 +20,12 @@ from nodes import (  # noqa: F401 - cluster and cookie are fixtures
     drain,
     echo,
     exit_on,
+    exit_on_go,
     exit_with,
     flood,
     forward,
     hold_mailbox,
+    link_then_send,
     local_node,
     relay,
     run_node,
@@ -512,3 +514,15 @@ def test_monitor_node_of_an_unreachable_node_gives_node_down_at_once() -> None:
     with local_node():
         mpactors.monitor_node(ghost)
         assert recv(NodeDown) == NodeDown(ghost)
+
+
+def test_a_message_never_overtakes_a_link_sent_before_it() -> None:
+    # b links to our actor, then sends it "go"; the actor exits on "go" at
+    # once. The link was established first, so b must get the real reason,
+    # never 'noproc' (which it would if "go" overtook the link signal).
+    with run_node() as b, local_node():
+        me = mpactors.self()
+        for _ in range(20):
+            target = mpactors.spawn(exit_on_go, "boom")
+            mpactors.spawn(link_then_send, target, me, node=b.name)
+            assert recv(("linked exit", ANY)) == ("linked exit", "boom")
