@@ -61,7 +61,7 @@ from ._handshake import (
 from ._peer import CTRL, FRAME, MSG, MSG_HDR, NAME_HDR, NAMED, ROUTE, TICK, Peer, route_frame
 from .cookie import Cookie, resolve_cookie
 from .errors import EpmdError, MpactorsError, NodeError
-from .mailbox import MailboxWriter, RawReader, make_pipe
+from .mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
 from .messages import Down
 from .pid import Pid
 
@@ -481,14 +481,14 @@ class Distribution(RemoteOps):
             if w is not None:
                 if w is not target:
                     if pending:
-                        target.put_many(pending)
+                        target.put_many(pending, REMOTE_SENDER)
                     target, pending = w, []
                 pending.append(payload)
                 continue
             if kind in (MSG, NAMED):
                 continue  # no such process: dropped, as in Erlang
             if pending:
-                target.put_many(pending)
+                target.put_many(pending, REMOTE_SENDER)
                 target, pending = None, []
             if kind == CTRL:
                 try:
@@ -502,7 +502,7 @@ class Distribution(RemoteOps):
                 self.connection_lost(peer, f"unknown frame kind {kind}")
                 return None
         if pending:
-            target.put_many(pending)
+            target.put_many(pending, REMOTE_SENDER)
         return pos if pos < end else None
 
     # -- routing (any thread) ------------------------------------------------------

@@ -45,7 +45,7 @@ from .errors import ProcessExit, Timeout
 from .messages import AliasReply
 from .pattern import compile_pattern
 
-__all__ = ["Mailbox", "MailboxWriter", "RawReader", "make_pipe", "flush_all", "SYSTEM_EXIT"]
+__all__ = ["Mailbox", "MailboxWriter", "RawReader", "make_pipe", "flush_all", "SYSTEM_EXIT", "REMOTE_SENDER"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,16 @@ _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 #: Payload of a SYSTEM frame telling the node's main process it was killed.
 SYSTEM_EXIT = "exit"
+#: Sender id of messages that came from another node (the frame's sender field).
+REMOTE_SENDER = 0xFFFFFFFF
+
+
+def _sender_text(sender: int) -> str:
+    if sender == REMOTE_SENDER:
+        return "another node"
+    if sender == 0:
+        return "the node's main process or kernel"
+    return f"local actor {sender}"
 
 
 def make_pipe() -> Tuple[int, int]:
@@ -350,8 +360,8 @@ class Mailbox:
             msg = _codec.loads(body)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure
             log.error(
-                "%s dropped a message from local process %d it cannot unpickle: %s: %s",
-                self.owner or "mailbox", sender, type(exc).__name__, exc,
+                "%s dropped a message from %s it cannot unpickle: %s: %s",
+                self.owner or "mailbox", _sender_text(sender), type(exc).__name__, exc,
             )
             return
         if flags & F_SYSTEM:

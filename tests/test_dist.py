@@ -163,7 +163,7 @@ def test_a_message_the_receiving_node_cannot_unpickle_is_logged_and_later_messag
         mpactors.send(pid, OnlyHere())  # b cannot import this test module
         mpactors.send(pid, "after")
         assert recv(("got", ANY)) == ("got", "after")
-        b.wait_log(r"cannot unpickle.*No module named 'test_dist'")
+        b.wait_log(r"from another node it cannot unpickle.*No module named 'test_dist'")
         assert mpactors.process_info(pid) is not None
 
 
