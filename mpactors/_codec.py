@@ -18,7 +18,7 @@ from dill._dill import _import_module
 
 from .errors import BadArg
 
-__all__ = ["dumps", "loads", "MAX_MESSAGE"]
+__all__ = ["dumps", "dumps_reason", "loads", "MAX_MESSAGE"]
 
 #: Largest serialized message accepted from a peer (bytes). Bigger frames are
 #: refused as hostile rather than buffered.
@@ -76,6 +76,14 @@ def dumps(obj: Any) -> bytes:
             raise BadArg(
                 f"cannot pickle {type(obj).__name__} value {_short(obj)}: {exc or first}"
             ) from exc
+
+
+def dumps_reason(reason: Any) -> bytes:
+    """Serialize an exit reason; one that cannot be pickled travels as its repr."""
+    try:
+        return dumps(reason)
+    except BadArg:
+        return dumps(repr(reason))
 
 
 def loads(data: bytes) -> Any:

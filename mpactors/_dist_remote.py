@@ -96,11 +96,7 @@ class RemoteOps:
 
     def down(self, ref: Ref, target: Pid, reason: Any, watcher: Pid) -> None:
         """Tell a remote watcher that ``target`` ended (kernel thread)."""
-        try:
-            data = _codec.dumps(reason)
-        except BadArg:
-            data = _codec.dumps(repr(reason))
-        self._ctrl_to(watcher.node, "down", ref, target, data, watcher)
+        self._ctrl_to(watcher.node, "down", ref, target, _codec.dumps_reason(reason), watcher)
 
     def _ctrl_trace(self, peer: Peer, pid: Pid, flag: bool, tracer: Pid) -> None:
         self.kernel.request(tracer, "trace", (pid, flag, tracer), ("fn", lambda ok, v: None))
@@ -193,11 +189,7 @@ class RemoteOps:
         self._ctrl_to(pid.node, "unlink", caller, pid)
 
     def exit_signal(self, frm: Pid, to: Pid, reason: Any, link: bool) -> None:
-        try:
-            data = _codec.dumps(reason)
-        except BadArg:
-            data = _codec.dumps(repr(reason))
-        self._ctrl_to(to.node, "exit", frm, to, data, link)
+        self._ctrl_to(to.node, "exit", frm, to, _codec.dumps_reason(reason), link)
 
     def monitor(self, watcher: Pid, target: Any, ref: Ref) -> None:
         node = target.node if isinstance(target, Pid) else target[1]
@@ -242,6 +234,3 @@ class RemoteOps:
                     rec.links.discard(msg[2])
 
         self.connect(node, connected)
-
-    def process_died(self, pid: Pid) -> None:
-        """A local process ended (its remote links were signalled by the kernel)."""

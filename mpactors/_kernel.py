@@ -441,8 +441,6 @@ class Kernel(KernelOps):
         for watchers_of_node in self.node_watchers.values():
             watchers_of_node.pop(pid, None)
         self.nodes_watchers.discard(pid)
-        if self.dist is not None:
-            self.dist.process_died(pid)
 
     def monitor_fired(self, ref: Ref, target: Any, reason: Any, watcher: Pid) -> None:
         """Deliver ``Down`` to a local watcher that still holds ``ref``.
@@ -513,17 +511,11 @@ class Kernel(KernelOps):
         """Put a runtime message (Down, ExitSignal, NodeDown...) in ``to``'s mailbox."""
         if to.node != self.node_name:
             if self.dist is not None:
-                self.dist.route(None, to, _codec.dumps(msg))
+                self.dist.route(to, _codec.dumps(msg))
             return
         rec = self.local_rec(to)
         if rec is not None:
             rec.writer.put(_codec.dumps(msg), 0)
-
-    def deliver_payload(self, to: Pid, payload: bytes, sender: int = 0) -> None:
-        """Put already-pickled message bytes in a local mailbox (dropped if dead)."""
-        rec = self.local_rec(to)
-        if rec is not None:
-            rec.writer.put(payload, sender)
 
     # -- links, monitors, exit -------------------------------------------
     def _add_link(self, a: Pid, b: Pid) -> None:

@@ -122,11 +122,6 @@ class KernelOps:
             return None
         return FdReply(self.writer_fds[pid.id])
 
-    def op_route(self, caller: Pid, dest: Any, payload: bytes) -> None:
-        """Send pickled bytes to a remote pid or ``(name, node)`` (from an actor)."""
-        if self.dist is not None:
-            self.dist.route(caller, dest, payload)
-
     # -- introspection -----------------------------------------------------
     def op_process_info(self, caller: Pid, pid: Pid) -> Any:
         _check_pid(pid)

@@ -41,6 +41,7 @@ from . import _codec, primitives
 from .errors import BadArg, ProcessExit
 from .mailbox import Mailbox, MailboxWriter, flush_all
 from .messages import Crash, Trace
+from ._peer import route_frame
 from ._util import Slot
 from .pid import Pid, Ref
 
@@ -154,7 +155,6 @@ def _set_title(title: str) -> None:
 class ActorProc:
     """The calling-process context inside an actor."""
 
-    is_node_main = False
 
     def __init__(self, boot: Boot) -> None:
         self.pid = boot.pid
@@ -250,11 +250,7 @@ class ActorProc:
         if reason is None:
             return
         try:
-            data = _codec.dumps(reason)
-        except BadArg:
-            data = _codec.dumps(repr(reason))
-        try:
-            self._ctl_send(("exit", data))
+            self._ctl_send(("exit", _codec.dumps_reason(reason)))
         except OSError:
             pass
 
@@ -319,8 +315,6 @@ class ActorProc:
 
     def send_remote(self, dest: Any, payload: bytes) -> None:
         if self.router is not None:
-            from .dist import route_frame
-
             self.router.put(route_frame(dest, payload), self.pid.id)
 
     def whereis(self, name: str) -> Optional[Pid]:

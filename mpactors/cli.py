@@ -189,7 +189,7 @@ def ps(node: Optional[str], cookie: Optional[str], as_json: bool) -> None:
         with hidden_node(cookie):
             for target in targets:
                 try:
-                    rows.extend(rpc.call(target, "mpactors.introspect:ps_rows", timeout=CLI_TIMEOUT))
+                    rows.extend(introspect.node_rows(target, timeout=CLI_TIMEOUT))
                 except MpactorsError as exc:
                     failed.append(f"{target}: {_message(exc)}")
     rows.sort(key=lambda r: (r["pid"].node, r["pid"].id))

@@ -506,32 +506,14 @@ class Distribution(RemoteOps):
         return pos if pos < end else None
 
     # -- routing (any thread) ------------------------------------------------------
-    def route(self, sender: Optional[Pid], dest: Any, payload: bytes) -> None:
-        """Send pickled message bytes to a remote pid or ``(name, node)``."""
-        if type(dest) is Pid:
-            node = dest.node
-            frame = (MSG, MSG_HDR.pack(dest.id, dest.creation) + payload)
-        else:
-            name, node = dest
-            encoded = name.encode("utf-8")
-            frame = (NAMED, NAME_HDR.pack(len(encoded)) + encoded + payload)
-        if threading.current_thread() is self.kernel.thread:
-            self.drain_router()
-        peer = self.peers.get(node)
-        if peer is not None and peer.up:
-            peer.put(*frame)
-            return
-        if threading.current_thread() is not self.kernel.thread:
-            self.kernel.cast(self._route_connecting, node, frame)
-        else:
-            self._route_connecting(node, frame)
+    def route(self, dest: Any, payload: bytes) -> None:
+        """Send pickled message bytes to a remote pid or ``(name, node)``.
 
-    def _route_connecting(self, node: str, frame: Tuple[int, bytes]) -> None:
-        if node == self.name:
-            return
-        # Erlang sends trigger a connect; a pending peer queues the frame
-        # until it is up (dropped if the connection fails).
-        self.connect(node).put(*frame)
+        Through the router pipe, like every local process's remote sends: the
+        router connects when needed, and the kernel drains it before it sends
+        a signal, so order holds.
+        """
+        self.route_writer.put(route_frame(dest, payload), 0)
 
     # -- node-level API --------------------------------------------------------
     def visible_nodes(self) -> List[str]:

@@ -30,10 +30,10 @@ def ps_rows() -> List[Dict[str, Any]]:
 
 
 def node_rows(node: str, *, timeout: float = 10.0) -> List[Dict[str, Any]]:
-    """:func:`rows` of ``node``, fetched with ``rpc.call``."""
+    """The actors of ``node`` (:func:`ps_rows`, fetched with ``rpc.call``)."""
     from . import rpc
 
-    return rpc.call(node, "mpactors.introspect:rows", timeout=timeout)  # type: ignore[no-any-return]
+    return rpc.call(node, "mpactors.introspect:ps_rows", timeout=timeout)  # type: ignore[no-any-return]
 
 
 def node_info() -> Dict[str, Any]:

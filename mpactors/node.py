@@ -52,7 +52,6 @@ def full_name(name: str, longnames: bool = False) -> str:
 class _NodeMain:
     """The calling-process context of the node's main process."""
 
-    is_node_main = True
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
@@ -80,9 +79,7 @@ class _NodeMain:
         # sends this process's signals.
         dist = self.kernel.dist
         if dist is not None:
-            from .dist import route_frame
-
-            dist.route_writer.put(route_frame(dest, payload), 0)
+            dist.route(dest, payload)
 
     def whereis(self, name: str) -> Optional[Pid]:
         return self.kernel.names.get(name)
