@@ -629,41 +629,66 @@ class Kernel(KernelOps):
 
     # -- stopping ----------------------------------------------------------
     def stop(self, timeout: float = config.STOP_TIMEOUT) -> None:
-        """End every actor (SIGTERM, then SIGKILL after ``timeout``) and the loop."""
+        """End every actor (SIGTERM, then SIGKILL after ``timeout``) and the loop.
+
+        Always returns: ``_begin_stop`` waits at most ``timeout`` for SIGTERM
+        and ``config.KILL_TIMEOUT`` for SIGKILL to be reaped, so the wait below
+        has a bound; a kernel that misses it (a bug) is logged and abandoned.
+        """
         if self.thread is None or self._stopped.is_set():
             return
-        done = Slot()
-        self.cast(self._begin_stop, timeout, done)
-        done.wait()
-        self.thread.join()
+        bound = timeout + config.KILL_TIMEOUT + config.STOP_GRACE
+        try:
+            self.call(self._begin_stop, timeout, timeout=bound)
+        except Exception:  # noqa: BLE001 - stopping must not fail half-way
+            log.exception("node %s: stopping its kernel failed; abandoning it", self.node_name)
+        finally:
+            self.thread.join(bound)
+            if self.thread.is_alive():
+                log.error("node %s: kernel thread still running after %.1fs; abandoning it", self.node_name, bound)
 
-    def _begin_stop(self, timeout: float, done: Slot) -> None:
+    def _begin_stop(self, timeout: float) -> None:
         self._stopping = True
+        try:
+            self._end_actors(timeout)
+        finally:
+            try:
+                if self.dist is not None:
+                    self.dist.close()
+            finally:
+                self._close()
+
+    def _end_actors(self, timeout: float) -> None:
+        """SIGTERM every actor, SIGKILL those left after ``timeout``; reap them (bounded)."""
         actors = [rec for aid, rec in self.procs.items() if aid != 0]
         for rec in actors:
             if rec.kill_reason is None:
                 rec.kill_reason = "shutdown"
             if rec.proc is not None:
                 rec.proc.signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        self._reap(actors, time.monotonic() + timeout)
+        left = [rec for rec in actors if rec.alive]
+        for rec in left:
+            if rec.proc is not None:
+                rec.proc.kill()
+        self._reap(left, time.monotonic() + config.KILL_TIMEOUT)
+        stuck = [rec for rec in left if rec.alive]
+        if stuck:  # SIGKILL not reaped in time (a process in uninterruptible sleep)
+            log.error("node %s: %d actor(s) not reaped %.1fs after SIGKILL: %s", self.node_name, len(stuck),
+                      config.KILL_TIMEOUT, ", ".join(str(rec.pid) for rec in stuck))
+
+    def _reap(self, actors: List[ProcRec], deadline: float) -> None:
+        """Serve sentinels and control connections until ``actors`` are gone or ``deadline``."""
         while any(rec.alive for rec in actors):
             left = deadline - time.monotonic()
             if left <= 0:
-                for rec in actors:
-                    if rec.alive and rec.proc is not None:
-                        rec.proc.kill()
-                deadline = float("inf")
-                left = None  # type: ignore[assignment]
+                return
             for key, _ in self.sel.select(left):
                 kind, rec = key.data
                 if kind == "sentinel":
                     self._on_exit(rec)
                 elif kind == "ctl":
                     self._read_ctl(rec)
-        if self.dist is not None:
-            self.dist.close()
-        self._close()
-        done.set(True, None)
 
     def _close(self) -> None:
         for w in self.writers.values():

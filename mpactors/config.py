@@ -20,6 +20,8 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
     "STOP_TIMEOUT",
+    "KILL_TIMEOUT",
+    "STOP_GRACE",
     "TERM_TIMEOUT",
     "CALL_TIMEOUT",
     "home",
@@ -40,6 +42,10 @@ CONNECT_TIMEOUT = 5.0
 HANDSHAKE_TIMEOUT = 5.0
 #: How long ``Node.stop()`` waits for actors to end before killing them.
 STOP_TIMEOUT = 1.0
+#: How long ``Node.stop()`` waits for SIGKILLed actors to be reaped.
+KILL_TIMEOUT = 2.0
+#: Slack on top of those two before ``Node.stop()`` gives up on its kernel.
+STOP_GRACE = 5.0
 #: How long an actor told to exit by a signal has before it is SIGKILLed.
 TERM_TIMEOUT = 1.0
 #: Default timeout of synchronous calls (GenServer.call, process_info).

@@ -165,11 +165,13 @@ class Node:
             kernel, self.kernel = self.kernel, None
             if kernel is None:
                 return
-            kernel.stop()
-            primitives._set_current(None)
-            Node._running = None
-            self._restore_title()
-            atexit.unregister(self.stop)
+            try:
+                kernel.stop()
+            finally:  # whatever happened, this process can start a new node
+                primitives._set_current(None)
+                Node._running = None
+                self._restore_title()
+                atexit.unregister(self.stop)
 
     def __enter__(self) -> Node:
         return self.start()

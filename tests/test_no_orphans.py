@@ -256,3 +256,23 @@ def test_stop_ends_the_actors_of_every_start_method(multiprocessing_helpers: Non
         assert all_gone(os_pids)
     assert len(os_pids) == 4
 
+
+
+@pytest.mark.timeout(60)
+def test_stop_returns_when_many_actors_ignore_sigterm_and_the_node_can_start_again() -> None:
+    """Regression: once SIGKILL went out, a second wait computed ``select(inf)``
+    (OverflowError), the stop request died unanswered and ``stop()`` hung."""
+    n = mpactors.Node()
+    n.start()
+    try:
+        me = mpactors.self()
+        pids = [mpactors.spawn(ignore_sigterm_and_spin, me) for _ in range(30)]
+        for _ in pids:
+            assert mpactors.receive("ignoring SIGTERM", timeout=LONG_TIMEOUT)
+        os_pids = [_os_pid(p) for p in pids]
+    finally:
+        n.stop()
+    assert not n.alive
+    assert all_gone(os_pids)
+    with mpactors.Node() as again:
+        assert again.alive
