@@ -15,10 +15,11 @@ import socket
 import threading
 from typing import Any, Optional
 
-from . import _procs, config, primitives
-from ._kernel import Kernel
+from ._core import _procs
+from . import config, primitives
+from ._core._kernel import Kernel
 from .errors import BadArg, NodeError
-from .mailbox import make_pipe
+from ._core.mailbox import make_pipe
 from .pid import Pid, Ref
 
 __all__ = ["Node", "LOCAL_NODE"]

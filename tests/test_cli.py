@@ -24,11 +24,11 @@ import pytest
 from support import LONG_TIMEOUT, SHORT_TIMEOUT, all_gone, pid_alive, wait_until
 
 from mpactors import epmd as epmd_client
-from mpactors._cli_common import short_host
+from mpactors.cli._common import short_host
 
 ROOT = Path(__file__).resolve().parent.parent
 COOKIE = "mpactors-cli-test-cookie"
-COUNTER = "mpactors._cli_demo:counter"
+COUNTER = "mpactors.demo:counter"
 HOST = short_host()
 
 pytestmark = pytest.mark.timeout(60)
@@ -173,7 +173,7 @@ def test_a_detached_node_outlives_its_terminal_answers_ping_and_stops_with_its_a
     assert row["pid"] == pid and row["registered_name"] == "counter"
     actor = row["os_pid"]
     assert psutil.Process(actor).ppid() == node_pid
-    assert title(actor) == f"mpactors actor {pid} counter (mpactors._cli_demo.counter)"
+    assert title(actor) == f"mpactors actor {pid} counter (mpactors.demo.counter)"
 
     assert cli.run("stop", "a").stdout == f"a@{HOST} stopped\n"
     assert all_gone([node_pid, actor])  # gone when stop returns, not later
@@ -193,11 +193,11 @@ def test_send_then_rpc_observe_the_effect_and_info_shows_the_actor(cli: Cli) -> 
     pid = cli.spawn("a")
     cli.run("send", "a", "counter", "('add', 40)")
     cli.run("send", f"a@{HOST}", pid, "('add', 2)")
-    assert cli.run("rpc", "a", "mpactors._cli_demo:total").stdout == "42\n"
+    assert cli.run("rpc", "a", "mpactors.demo:total").stdout == "42\n"
     assert cli.run("rpc", "a", "operator:add", "1", "2").stdout == "3\n"
     info = cli.run("info", pid).stdout
     assert re.search(r"^registered_name: +counter$", info, re.MULTILINE), info
-    assert re.search(r"^current: +mpactors\._cli_demo\.counter$", info, re.MULTILINE), info
+    assert re.search(r"^current: +mpactors\.demo\.counter$", info, re.MULTILINE), info
 
 
 def test_failures_are_one_error_line_and_a_nonzero_exit(cli: Cli) -> None:
@@ -280,8 +280,8 @@ def test_cluster_script_ps_lists_the_actors_of_both_nodes_and_down_leaves_nothin
     assert os.getsid(epmd_pid) == epmd_pid  # the port mapper too is detached
 
     counter = cli.spawn("node1")
-    pong = cli.spawn("node2", "mpactors._cli_demo:pong")
-    answer = cli.run("rpc", "node1", "mpactors._cli_demo:ping", f"node2@{HOST}", "2").stdout
+    pong = cli.spawn("node2", "mpactors.demo:pong")
+    answer = cli.run("rpc", "node1", "mpactors.demo:ping", f"node2@{HOST}", "2").stdout
     assert answer == f"[('pong', 'node2@{HOST}', 0), ('pong', 'node2@{HOST}', 1)]\n"
     assert cli.run("nodes", "node1").stdout == f"node2@{HOST}\n"
 
@@ -327,7 +327,7 @@ def test_the_demo_runs_to_the_end_and_leaves_nothing_behind(bare_cli: Cli) -> No
     assert [n for n, _ in cli.nodes] == [f"demo1@{HOST}", f"demo2@{HOST}"]
     out = result.stdout
     assert "\n42\n" in out
-    assert f"mpactors node demo1@{HOST}" in out and "counter (mpactors._cli_demo.counter)" in out
+    assert f"mpactors node demo1@{HOST}" in out and "counter (mpactors.demo.counter)" in out
     assert f"\n'demo1@{HOST}'\n['demo2@{HOST}']\n" in out
     assert out.rstrip().endswith("(none)")
     assert all_gone([pid for _, pid in cli.nodes])

@@ -17,7 +17,7 @@ from support import SHORT_TIMEOUT
 
 import mpactors
 from mpactors import cli as cli_module
-from mpactors._cli_common import full_node_name, parse_args, short_host
+from mpactors.cli._common import full_node_name, parse_args, short_host
 from mpactors.cli import cli
 
 HOST = short_host()

@@ -6,7 +6,7 @@ import platform
 import time
 from typing import Any, Dict, Optional, Sequence
 
-from ._bench_util import Row
+from ._util import Row
 
 __all__ = ["machine", "table"]
 

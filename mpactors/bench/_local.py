@@ -20,8 +20,8 @@ from typing import Any, List, Optional, Tuple
 
 import psutil
 
-from . import Node, receive, self, send, spawn
-from ._bench_util import WAIT, BenchError, running, wait_conn
+from .. import Node, receive, self, send, spawn
+from ._util import WAIT, BenchError, running, wait_conn
 
 __all__ = [
     "rt_actors", "tput_actors", "payload_of", "rt_mpactors", "rt_raw_queue", "rt_raw_pipe", "tput_mpactors", "tput_raw_queue",

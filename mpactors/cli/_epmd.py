@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
-from . import config, epmd
-from ._cli_common import unused_cookie_option
-from .errors import EpmdError
+from .. import config, epmd
+from ._common import unused_cookie_option
+from ..errors import EpmdError
 
 __all__ = ["epmd_group"]
 
@@ -49,8 +49,8 @@ def epmd_group(ctx: click.Context, port: int, host: str, detached: bool, relaxed
 
 
 def _serve_epmd(port: int, host: str, relaxed_command_check: bool) -> None:
-    from ._cli_node import configure_logging
-    from .epmd import daemon
+    from ._node import configure_logging
+    from ..epmd import daemon
 
     configure_logging()
 

@@ -117,7 +117,7 @@ def median(values: Sequence[float]) -> Optional[float]:
 
 def raise_fd_limit() -> None:
     """Use the hard descriptor limit (1,000 children need more than 1,024 fds)."""
-    from ._procs import raise_fd_limit as _raise
+    from .._core._procs import raise_fd_limit as _raise
 
     _raise()
 

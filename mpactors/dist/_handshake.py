@@ -15,7 +15,7 @@ import socket
 import struct
 from multiprocessing.connection import Connection
 
-from .errors import NodeError
+from ..errors import NodeError
 
 __all__ = [
     "PROTOCOL_VERSION", "MAGIC", "REFUSED", "MAX_PREAUTH", "AuthFailed", "Refused",

@@ -27,10 +27,10 @@ import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from typing import Any, Dict, List, Optional, TextIO, Tuple
 
-from . import primitives
-from .errors import ProcessExit
-from .messages import ExitSignal
-from .pid import Pid
+from .. import primitives
+from ..errors import ProcessExit
+from ..messages import ExitSignal
+from ..pid import Pid
 
 __all__ = ["RemoteConsole", "evaluator", "run_shell"]
 

@@ -16,12 +16,12 @@ import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
 
-from . import _codec
+from .. import _codec
 from ._handshake import shutdown_conn
-from .pid import Pid
+from ..pid import Pid
 
 if TYPE_CHECKING:
-    from .dist import Distribution
+    from . import Distribution
 
 __all__ = ["Peer", "route_frame", "MSG", "NAMED", "CTRL", "TICK", "FRAME", "MSG_HDR", "NAME_HDR", "ROUTE", "LEN", "MAX_FRAME"]
 

@@ -33,8 +33,8 @@ from typing import List, Optional, Tuple
 
 import psutil
 
-from . import config, introspect, primitives, rpc
-from ._cli_common import (
+from .. import config, introspect, primitives, rpc
+from ._common import (
     CLI_NODE_PREFIX,
     CLI_TIMEOUT,
     check_reachable,
@@ -43,9 +43,9 @@ from ._cli_common import (
     log_file,
     registered_locally,
 )
-from .errors import NodeError, Timeout
-from .messages import NodeDown
-from .node import Node
+from ..errors import NodeError, Timeout
+from ..messages import NodeDown
+from ..node import Node
 
 __all__ = ["START_TIMEOUT", "STOP_WAIT", "configure_logging", "run_foreground", "start_detached", "stop_node"]
 

@@ -37,13 +37,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
 from typing import Any, Dict, List, Optional
 
-from . import _codec, primitives
-from .errors import BadArg, ProcessExit
+from .. import _codec, primitives
+from ..errors import BadArg, ProcessExit
 from .mailbox import Mailbox, MailboxWriter, flush_all
-from .messages import Crash, Trace
-from ._peer import route_frame
+from ..messages import Crash, Trace
+from ..dist._peer import route_frame
 from ._util import Slot
-from .pid import Pid, Ref
+from ..pid import Pid, Ref
 
 __all__ = ["Boot", "bootstrap", "ActorProc", "Terminated"]
 

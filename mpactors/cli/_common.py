@@ -16,10 +16,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Type
 
 import click
 
-from . import config, epmd, primitives, rpc
-from .errors import BadArg, EpmdError, NodeError
-from .node import Node
-from .pid import Pid, parse_pid
+from .. import config, epmd, primitives, rpc
+from ..errors import BadArg, EpmdError, NodeError
+from ..node import Node
+from ..pid import Pid, parse_pid
 
 __all__ = [
     "CLI_NODE_PREFIX",

@@ -44,8 +44,8 @@ import time
 from multiprocessing.connection import Connection, Listener
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import _codec, config, epmd
-from ._dist_remote import RemoteOps
+from .. import _codec, config, epmd
+from ._remote import RemoteOps
 from ._handshake import (
     MAGIC,
     MAX_PREAUTH,
@@ -59,11 +59,11 @@ from ._handshake import (
     set_timeouts,
 )
 from ._peer import CTRL, FRAME, MSG, MSG_HDR, NAME_HDR, NAMED, ROUTE, TICK, Peer, route_frame
-from .cookie import Cookie, resolve_cookie
-from .errors import EpmdError, MpactorsError, NodeError
-from .mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
-from .messages import Down
-from .pid import Pid
+from ..cookie import Cookie, resolve_cookie
+from ..errors import EpmdError, MpactorsError, NodeError
+from .._core.mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
+from ..messages import Down
+from ..pid import Pid
 
 __all__ = ["Distribution", "PROTOCOL_VERSION", "route_frame", "start"]
 
@@ -537,7 +537,7 @@ class Distribution(RemoteOps):
         return peer is not None and peer.up
 
     def ping(self, node: str, reply: Any) -> Any:
-        from ._kernel import DEFER
+        from .._core._kernel import DEFER
 
         if node == self.name:
             return "pong"

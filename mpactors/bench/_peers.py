@@ -21,7 +21,7 @@ __all__ = ["PEERS", "CODE", "run"]
 
 #: The peers ``--peers`` accepts, with the kind of actor each gives.
 PEERS = {"pykka": "threads", "thespian": "processes, multiprocQueueBase"}
-CODE = "import sys; from mpactors._bench_peers import run; sys.exit(run(sys.argv[1:]))"
+CODE = "import sys; from mpactors.bench._peers import run; sys.exit(run(sys.argv[1:]))"
 
 _now = time.perf_counter
 _WAIT = 120.0

@@ -1,13 +1,13 @@
 """Small actors for ``scripts/demo`` and for trying the CLI by hand.
 
-They live in the package so that ``mpactors spawn NODE mpactors._cli_demo:counter``
-and ``mpactors rpc NODE mpactors._cli_demo:total`` work on any node::
+They live in the package so that ``mpactors spawn NODE mpactors.demo:counter``
+and ``mpactors rpc NODE mpactors.demo:total`` work on any node::
 
-    mpactors spawn a mpactors._cli_demo:counter          # registered as 'counter'
+    mpactors spawn a mpactors.demo:counter          # registered as 'counter'
     mpactors send a counter "('add', 5)"
-    mpactors rpc a mpactors._cli_demo:total              # -> 5
-    mpactors spawn a mpactors._cli_demo:pong             # registered as 'pong'
-    mpactors rpc b mpactors._cli_demo:ping a@host 3      # b pings a's 'pong' 3 times
+    mpactors rpc a mpactors.demo:total              # -> 5
+    mpactors spawn a mpactors.demo:pong             # registered as 'pong'
+    mpactors rpc b mpactors.demo:ping a@host 3      # b pings a's 'pong' 3 times
 """
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ measures, on command, between one of its actors and one it spawns on ``b``.
 reports how long until every one of them sees all the others.
 
 Node subprocesses run :func:`node_main` and speak JSON lines: commands on
-stdin, answers on stdout (see :class:`mpactors._bench_util.Sub`). A node ends
-when its stdin closes; :class:`~mpactors._bench_util.Sub` kills its process
+stdin, answers on stdout (see :class:`mpactors.bench._util.Sub`). A node ends
+when its stdin closes; :class:`~mpactors.bench._util.Sub` kills its process
 group if it does not.
 
 The baselines are ``multiprocessing.connection`` ``Listener``/``Client`` with
@@ -31,12 +31,12 @@ import time
 from multiprocessing.connection import Client, Listener
 from typing import Any, Dict, Iterator, List
 
-from ._bench_local import payload_of
-from ._bench_util import WAIT, BenchError, Sub, die_with_parent, running, wait_conn
+from ._local import payload_of
+from ._util import WAIT, BenchError, Sub, die_with_parent, running, wait_conn
 
 __all__ = ["cluster_env", "RemotePair", "mesh_time", "rt_raw_tcp", "tput_raw_tcp", "node_main", "node_logs"]
 
-_NODE_CODE = "import sys; from mpactors._bench_remote import node_main; sys.exit(node_main(sys.argv[1:]))"
+_NODE_CODE = "import sys; from mpactors.bench._remote import node_main; sys.exit(node_main(sys.argv[1:]))"
 _EPMD_START_TIMEOUT = 15.0
 _now = time.perf_counter
 
@@ -50,7 +50,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def cluster_env() -> Iterator[Dict[str, str]]:
     """A private port mapper, cookie and ``MPACTORS_HOME``; yields the environment for nodes."""
-    from . import epmd
+    from .. import epmd
 
     port = _free_port()
     home = tempfile.mkdtemp(prefix="mpactors-bench-")
@@ -170,7 +170,7 @@ def node_main(argv: List[str]) -> int:
 def _serve() -> None:
     import mpactors
 
-    from ._bench_local import rt_actors, tput_actors
+    from ._local import rt_actors, tput_actors
 
     for line in sys.stdin:
         cmd = json.loads(line)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import psutil
 
-from .errors import BadArg, NodeError
-from .messages import NodeDown, NodeUp
-from .pid import Pid
+from ..errors import BadArg, NodeError
+from ..messages import NodeDown, NodeUp
+from ..pid import Pid
 
 if TYPE_CHECKING:
     from ._kernel import ProcRec
@@ -237,7 +237,7 @@ class KernelOps:
         return bytes(cookie)
 
     def op_set_cookie(self, caller: Pid, cookie: Any, node: Optional[str] = None) -> bool:
-        from .cookie import resolve_cookie
+        from ..cookie import resolve_cookie
 
         if self.dist is None:
             raise NodeError(f"node {self.node_name} is not distributed: it has no cookie")

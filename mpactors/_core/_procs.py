@@ -106,7 +106,7 @@ def start(method: str, target: Callable[[Any], None], boot: Any, high: int = 0) 
     if method == "forkserver":
         # Children fork from the server with mpactors already imported, instead
         # of importing it (and dill, psutil) one by one: ~10x faster spawns.
-        ctx.set_forkserver_preload(["mpactors._worker"])
+        ctx.set_forkserver_preload(["mpactors._core._worker"])
     proc = ctx.Process(target=target, args=(boot,), daemon=False)  # type: ignore[attr-defined]
     proc.start()
     return ActorProcess(proc.pid, proc.sentinel, proc)  # type: ignore[arg-type]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from . import _codec
-from .errors import BadArg, NodeError
-from .messages import Down
-from .pid import Pid, Ref
+from .. import _codec
+from ..errors import BadArg, NodeError
+from ..messages import Down
+from ..pid import Pid, Ref
 
 if TYPE_CHECKING:
     from ._peer import Peer
@@ -146,7 +146,7 @@ class RemoteOps:
 
     # -- requests from the kernel ------------------------------------------------
     def _request(self, node: str, reply: Any, then: Optional[Callable[[Any], Any]], *msg: Any) -> Any:
-        from ._kernel import DEFER
+        from .._core._kernel import DEFER
 
         self._tags += 1
         tag = self._tags

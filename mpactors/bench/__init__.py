@@ -36,12 +36,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _bench_local as local
-from . import _bench_remote as remote
-from ._bench_peers import CODE as PEER_CODE
-from ._bench_peers import PEERS
-from ._bench_report import machine, table
-from ._bench_util import WAIT, BenchError, Row, Sub, median, raise_fd_limit
+from . import _local as local
+from . import _remote as remote
+from ._peers import CODE as PEER_CODE
+from ._peers import PEERS
+from ._report import machine, table
+from ._util import WAIT, BenchError, Row, Sub, median, raise_fd_limit
 
 __all__ = ["main", "run", "table", "machine", "Settings", "GROUPS", "GROUP_ROWS"]
 
@@ -417,6 +417,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(table(rows))
     return 1 if any(r.error for r in rows) or leftovers else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
-from .errors import Timeout
+from ..errors import Timeout
 
 __all__ = ["Slot"]
 

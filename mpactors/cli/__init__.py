@@ -8,10 +8,10 @@ gets ``@<short hostname>``. Every command takes ``--cookie`` (default
 ``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``) and honours
 ``MPACTORS_EPMD_PORT`` and ``MPACTORS_HOME``.
 
-Machinery lives beside this module: :mod:`mpactors._cli_common` (hidden node,
-names, tables, shared options), :mod:`mpactors._cli_node` (start/stop),
-:mod:`mpactors._cli_shell` (the remote prompt), :mod:`mpactors._cli_epmd` (the
-``epmd`` commands) and :mod:`mpactors._cli_demo` (actors for ``scripts/demo``).
+Machinery lives beside this module: :mod:`mpactors.cli._common` (hidden node,
+names, tables, shared options), :mod:`mpactors.cli._node` (start/stop),
+:mod:`mpactors.cli._shell` (the remote prompt), :mod:`mpactors.cli._epmd` (the
+``epmd`` commands) and :mod:`mpactors.demo` (actors for ``scripts/demo``).
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from typing import Any, List, Optional
 
 import click
 
-from . import __version__, introspect, primitives, rpc
-from ._cli_common import (
+from .. import __version__, introspect, primitives, rpc
+from ._common import (
     CLI_TIMEOUT,
     check_reachable,
     cookie_option,
@@ -46,10 +46,10 @@ from ._cli_common import (
     shown_value,
     unused_cookie_option,
 )
-from ._cli_epmd import epmd_group
-from .errors import BadArg, EpmdError, MpactorsError, RemoteError
-from .messages import Down, Trace
-from .pid import Pid
+from ._epmd import epmd_group
+from ..errors import BadArg, EpmdError, MpactorsError, RemoteError
+from ..messages import Down, Trace
+from ..pid import Pid
 
 __all__ = ["cli", "main"]
 
@@ -112,7 +112,7 @@ def start(name: str, cookie: Optional[str], longnames: bool, detached: bool, hid
 
     Example: mpactors start a --detached
     """
-    from ._cli_node import run_foreground, start_detached
+    from ._node import run_foreground, start_detached
 
     if detached:
         full, os_pid = start_detached(name, cookie=cookie, longnames=longnames, hidden=hidden, ticktime=ticktime)
@@ -130,7 +130,7 @@ def stop(node: str, cookie: Optional[str], timeout: float) -> None:
 
     Example: mpactors stop a
     """
-    from ._cli_node import stop_node
+    from ._node import stop_node
 
     stop_node(node, cookie=cookie, timeout=timeout)
     click.echo(f"{node} stopped")
@@ -337,12 +337,12 @@ def spawn(node: str, function: str, args: List[str], cookie: Optional[str]) -> N
     MODULE must be importable on NODE. Each ARG is a Python literal when it
     parses as one, else a string.
 
-    Example: mpactors spawn a mpactors._cli_demo:counter
+    Example: mpactors spawn a mpactors.demo:counter
     """
     _check_target(function)
     check_reachable(node)
     with hidden_node(cookie):
-        pid = rpc.call(node, "mpactors._cli_common:spawn_named", function, parse_args(args), timeout=CLI_TIMEOUT)
+        pid = rpc.call(node, "mpactors.cli._common:spawn_named", function, parse_args(args), timeout=CLI_TIMEOUT)
     click.echo(str(pid))
 
 
@@ -362,7 +362,7 @@ def shell(node: str, cookie: Optional[str]) -> None:
 
     Example: echo 'nodes()' | mpactors shell a
     """
-    from ._cli_shell import run_shell
+    from ._shell import run_shell
 
     check_reachable(node)
     with hidden_node(cookie):

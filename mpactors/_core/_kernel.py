@@ -42,14 +42,15 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import psutil
 
-from . import _codec, _procs, config
+from .. import _codec, config
+from . import _procs
 from ._util import Slot
 from ._worker import Boot, bootstrap
-from .errors import BadArg, MpactorsError, NodeError
+from ..errors import BadArg, MpactorsError, NodeError
 from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter, make_pipe
-from .messages import Down, ExitSignal
+from ..messages import Down, ExitSignal
 from ._kernel_ops import DEFER, FdReply, KernelOps
-from .pid import Pid, Ref
+from ..pid import Pid, Ref
 
 __all__ = ["Kernel", "ProcRec", "DEFER"]
 

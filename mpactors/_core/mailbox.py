@@ -40,10 +40,10 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from . import _codec
-from .errors import ProcessExit, Timeout
-from .messages import AliasReply
-from .pattern import compile_pattern
+from .. import _codec
+from ..errors import ProcessExit, Timeout
+from ..messages import AliasReply
+from ..pattern import compile_pattern
 
 __all__ = ["Mailbox", "MailboxWriter", "RawReader", "make_pipe", "flush_all", "SYSTEM_EXIT", "REMOTE_SENDER"]
 
