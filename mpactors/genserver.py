@@ -24,6 +24,7 @@ import traceback
 from typing import Any, Optional, Tuple
 
 from . import primitives
+from ._core._context import current
 from .errors import BadArg, NodeError, ProcessExit, RemoteError, Timeout
 from .messages import AliasReply, Crash, Down, ExitSignal
 from .pid import Pid, Ref
@@ -84,11 +85,11 @@ class GenServer:
             Timeout: ``init`` did not finish within ``timeout``.
         """
         me = primitives.self()
-        proc = primitives._proc()
+        proc = current()
         ref = proc.make_ref()
         proc.mailbox.aliases.add(ref)
         try:
-            pid = primitives._spawn(
+            pid = primitives.start_process(
                 _loop, (cls, args, kwargs, name, me, ref, link), {}, node, link, False,
                 label=f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "__main__" else cls.__qualname__,
             )
@@ -172,7 +173,7 @@ def call(server: Any, request: Any, timeout: Optional[float] = 5.0) -> Any:
         RemoteError: the server died (or was not running) before replying.
         NodeError: the server's node went down.
     """
-    proc = primitives._proc()
+    proc = current()
     target = server
     if isinstance(server, tuple) and len(server) == 2 and server[1] == proc.node_name:
         target = server = server[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from . import primitives
+from ._core._context import current
 from .pid import Pid
 
 __all__ = ["halt", "node_info", "node_rows", "ps_rows", "rows", "trace"]
@@ -56,9 +57,9 @@ def trace(pid: Pid, flag: bool = True, tracer: Optional[Pid] = None) -> None:
         flag: False stops tracing.
         tracer: who gets the ``Trace`` messages (default: the caller).
     """
-    primitives._proc().call("trace", pid, flag, tracer)
+    current().call("trace", pid, flag, tracer)
 
 
 def halt() -> None:
     """Stop the calling process's node (and all its actors), as ``init:stop()`` does."""
-    primitives._proc().call("halt")
+    current().call("halt")

@@ -16,7 +16,8 @@ import threading
 from typing import Any, Optional
 
 from ._core import _procs
-from . import config, primitives
+from . import config
+from ._core._context import current_or_none, set_current
 from ._core._kernel import Kernel
 from .errors import BadArg, NodeError
 from ._core.mailbox import make_pipe
@@ -50,7 +51,7 @@ def full_name(name: str, longnames: bool = False) -> str:
     return f"{alive}@{host}"
 
 
-class _NodeMain:
+class NodeMain:
     """The calling-process context of the node's main process."""
 
 
@@ -137,7 +138,7 @@ class Node:
     def start(self) -> Node:
         """Start the node in the calling process; returns ``self``."""
         with Node._lock:
-            if Node._running is not None or primitives._current is not None:
+            if Node._running is not None or current_or_none() is not None:
                 running = Node._running.name if Node._running else "an actor"
                 raise NodeError(f"this process already runs {running}: one node per process")
             _procs.raise_fd_limit()
@@ -153,7 +154,7 @@ class Node:
                 distribution.start(kernel)
             kernel.start()
             self.kernel = kernel
-            primitives._set_current(_NodeMain(kernel))
+            set_current(NodeMain(kernel))
             Node._running = self
             _default_logging()
             self._set_title()
@@ -169,7 +170,7 @@ class Node:
             try:
                 kernel.stop()
             finally:  # whatever happened, this process can start a new node
-                primitives._set_current(None)
+                set_current(None)
                 Node._running = None
                 self._restore_title()
                 atexit.unregister(self.stop)

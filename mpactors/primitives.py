@@ -3,15 +3,15 @@
 Each function acts for the calling process: inside an actor, for that actor;
 in the process that started a :class:`~mpactors.Node`, for the node's main
 process (it has a pid and a mailbox, as the Erlang shell does). The work is
-done by the process context installed by the node (``_NodeMain``) or by the
-actor bootstrap (``_worker.ActorProc``).
+done by the calling process's context (:mod:`mpactors._core._context`).
 """
 from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Tuple
 
 from . import _codec
-from .errors import BadArg, NotAlive
+from ._core._context import check_timeout, current
+from .errors import BadArg
 from .pid import Pid, Ref
 
 __all__ = [
@@ -22,37 +22,19 @@ __all__ = [
     "make_ref", "flush",
 ]
 
-_current: Any = None
-
-
-def _set_current(proc: Any) -> None:
-    global _current
-    _current = proc
-
-
-def _proc() -> Any:
-    proc = _current
-    if proc is None:
-        raise NotAlive(
-            "this process is not an mpactors node or actor: start one with "
-            "`with mpactors.Node('name'):` first"
-        )
-    return proc
-
-
 def self() -> Pid:
     """The calling process's pid."""
-    return _proc().pid  # type: ignore[no-any-return]
+    return current().pid
 
 
 def node() -> str:
     """The name of the calling process's node (``'nonode@nohost'`` when not distributed)."""
-    return _proc().node_name  # type: ignore[no-any-return]
+    return current().node_name
 
 
 def make_ref() -> Ref:
     """A reference unique in the cluster (for tagging requests)."""
-    return _proc().make_ref()  # type: ignore[no-any-return]
+    return current().make_ref()
 
 
 def send(dest: Any, msg: Any) -> Any:
@@ -68,7 +50,7 @@ def send(dest: Any, msg: Any) -> Any:
 
     A message to a dead pid is dropped silently, as in Erlang.
     """
-    proc = _proc()
+    proc = current()
     if proc.tracer is not None:
         proc.trace("send", msg, dest)
     if type(dest) is Pid:
@@ -107,23 +89,16 @@ def receive(match: Any = None, timeout: Optional[float] = None) -> Any:
     Raises:
         Timeout: no matching message arrived within ``timeout``.
     """
-    _check_timeout(timeout)
-    return _proc().mailbox.receive(match, timeout)
-
-
-def _check_timeout(timeout: Any) -> None:
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-        raise BadArg(f"`timeout` must be a non-negative number of seconds or None, not {timeout!r}")
+    check_timeout(timeout)
+    return current().mailbox.receive(match, timeout)
 
 
 def flush() -> List[Any]:
     """Take every message out of the calling process's mailbox, oldest first."""
-    return _proc().mailbox.flush()  # type: ignore[no-any-return]
+    return current().mailbox.flush()
 
 
-def _spawn(
+def start_process(
     fn: Callable[..., Any], args: tuple, kwargs: dict, node: Optional[str], link: bool, monitor: bool,
     label: Optional[str] = None,
 ) -> Any:
@@ -138,7 +113,7 @@ def _spawn(
         module = getattr(fn, "__module__", None)
         if module and module not in ("__main__", "__mp_main__"):
             label = f"{module}.{label}"
-    return _proc().call("spawn", payload, label, link, monitor, node)
+    return current().call("spawn", payload, label, link, monitor, node)
 
 
 def spawn(fn: Callable[..., Any], /, *args: Any, node: Optional[str] = None, **kwargs: Any) -> Pid:
@@ -149,17 +124,17 @@ def spawn(fn: Callable[..., Any], /, *args: Any, node: Optional[str] = None, **k
     Raises:
         BadArg: ``fn`` is not callable, or it or its arguments cannot be pickled.
     """
-    return _spawn(fn, args, kwargs, node, False, False)  # type: ignore[no-any-return]
+    return start_process(fn, args, kwargs, node, False, False)
 
 
 def spawn_link(fn: Callable[..., Any], /, *args: Any, node: Optional[str] = None, **kwargs: Any) -> Pid:
     """:func:`spawn` and :func:`link` in one atomic step."""
-    return _spawn(fn, args, kwargs, node, True, False)  # type: ignore[no-any-return]
+    return start_process(fn, args, kwargs, node, True, False)
 
 
 def spawn_monitor(fn: Callable[..., Any], /, *args: Any, node: Optional[str] = None, **kwargs: Any) -> Tuple[Pid, Ref]:
     """:func:`spawn` and :func:`monitor` in one atomic step; returns ``(pid, ref)``."""
-    pid, ref = _spawn(fn, args, kwargs, node, False, True)
+    pid, ref = start_process(fn, args, kwargs, node, False, True)
     return pid, ref
 
 
@@ -169,20 +144,20 @@ def link(pid: Pid) -> None:
     Linking to a dead process sends ``ExitSignal(pid, 'noproc')`` to a caller
     that traps exits, as Erlang does.
     """
-    _proc().call("link", pid)
+    current().call("link", pid)
 
 
 def unlink(pid: Pid) -> None:
     """Remove the link between the calling process and ``pid`` (if any)."""
-    _proc().call("unlink", pid)
+    current().call("unlink", pid)
 
 
 def trap_exit(flag: bool) -> bool:
     """Trap exit signals (receive them as ``ExitSignal`` messages); returns the old flag."""
-    proc = _proc()
+    proc = current()
     old = proc.call("trap_exit", bool(flag))
     proc.trapping = bool(flag)
-    return old  # type: ignore[no-any-return]
+    return old
 
 
 def exit(pid_or_reason: Any, reason: Any = None) -> None:  # noqa: A001 - Erlang's name
@@ -197,19 +172,19 @@ def exit(pid_or_reason: Any, reason: Any = None) -> None:  # noqa: A001 - Erlang
         raise ProcessExit(pid_or_reason)
     if type(pid_or_reason) is not Pid:
         raise BadArg(f"exit/2 needs a Pid, not {pid_or_reason!r}")
-    _proc().call("exit", pid_or_reason, reason)
+    current().call("exit", pid_or_reason, reason)
 
 
 def monitor(pid: Any) -> Ref:
     """Monitor ``pid`` (or a registered name): ``Down(ref, pid, reason)`` arrives once."""
-    return _proc().call("monitor", pid)  # type: ignore[no-any-return]
+    return current().call("monitor", pid)
 
 
 def demonitor(ref: Ref, flush: bool = False) -> bool:
     """Stop a monitor; with ``flush=True`` also drop its ``Down`` if already delivered."""
     from .messages import Down
 
-    proc = _proc()
+    proc = current()
     found = proc.call("demonitor", ref)
     if flush:
         while True:
@@ -217,7 +192,7 @@ def demonitor(ref: Ref, flush: bool = False) -> bool:
                 proc.mailbox.receive(lambda m: type(m) is Down and m.ref == ref, 0)
             except Exception:  # noqa: BLE001 - Timeout: nothing left to drop
                 break
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def register(name: str, pid: Optional[Pid] = None) -> None:
@@ -226,27 +201,27 @@ def register(name: str, pid: Optional[Pid] = None) -> None:
     Raises:
         BadArg: the name is taken, the pid already has a name, or is not a live local process.
     """
-    _proc().call("register", name, pid)
+    current().call("register", name, pid)
 
 
 def unregister(name: str) -> None:
     """Remove a registered name. Raises :class:`BadArg` if it is not registered."""
-    _proc().call("unregister", name)
+    current().call("unregister", name)
 
 
 def whereis(name: str) -> Optional[Pid]:
     """The pid registered under ``name`` on this node, or None."""
-    return _proc().whereis(name)  # type: ignore[no-any-return]
+    return current().whereis(name)
 
 
 def registered() -> List[str]:
     """The names registered on this node."""
-    return _proc().call("registered")  # type: ignore[no-any-return]
+    return current().call("registered")
 
 
 def processes() -> List[Pid]:
     """The pids of this node's live actors."""
-    return _proc().call("processes")  # type: ignore[no-any-return]
+    return current().call("processes")
 
 
 def process_info(pid: Pid) -> Optional[dict]:
@@ -259,7 +234,7 @@ def process_info(pid: Pid) -> Optional[dict]:
     """
     if type(pid) is not Pid:
         raise BadArg(f"process_info needs a Pid, not {pid!r}")
-    return _proc().call("process_info", pid)  # type: ignore[no-any-return]
+    return current().call("process_info", pid)
 
 
 def nodes(kind: str = "visible") -> List[str]:
@@ -268,27 +243,27 @@ def nodes(kind: str = "visible") -> List[str]:
     As in Erlang, every connection of a hidden node is hidden, so a hidden
     node's ``nodes()`` is empty and ``nodes('hidden')`` lists its peers.
     """
-    return _proc().call("nodes", kind)  # type: ignore[no-any-return]
+    return current().call("nodes", kind)
 
 
 def ping(node: str) -> str:
     """``'pong'`` if ``node`` answers (connecting if needed), else ``'pang'``."""
-    return _proc().call("ping", node)  # type: ignore[no-any-return]
+    return current().call("ping", node)
 
 
 def disconnect_node(node: str) -> bool:
     """Drop the connection to ``node`` (both sides see node-down)."""
-    return _proc().call("disconnect_node", node)  # type: ignore[no-any-return]
+    return current().call("disconnect_node", node)
 
 
 def monitor_node(node: str, flag: bool = True) -> None:
     """Get ``NodeDown(node)`` when the connection to ``node`` is lost (stacked, as in Erlang)."""
-    _proc().call("monitor_node", node, flag)
+    current().call("monitor_node", node, flag)
 
 
 def monitor_nodes(flag: bool = True) -> None:
     """Get ``NodeUp``/``NodeDown`` for every visible node that connects or disconnects."""
-    _proc().call("monitor_nodes", flag)
+    current().call("monitor_nodes", flag)
 
 
 def get_cookie(node: Optional[str] = None) -> Any:
@@ -299,10 +274,10 @@ def get_cookie(node: Optional[str] = None) -> Any:
     """
     from .cookie import Cookie
 
-    value = _proc().call("get_cookie", node)
+    value = current().call("get_cookie", node)
     return None if value is None else Cookie(value)
 
 
 def set_cookie(cookie: Any, node: Optional[str] = None) -> None:
     """Set this node's cookie, or the cookie used towards ``node`` only."""
-    _proc().call("set_cookie", cookie, node)
+    current().call("set_cookie", cookie, node)

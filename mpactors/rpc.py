@@ -20,6 +20,7 @@ import traceback
 from typing import Any, Callable, Union
 
 from . import primitives
+from ._core._context import check_timeout, current
 from .errors import BadArg, NodeError, RemoteError, Timeout
 from .messages import AliasReply, Down
 from .pid import Pid, Ref
@@ -77,14 +78,14 @@ def call(node: str, fn: Target, *args: Any, timeout: Union[float, None] = None, 
         NodeError: ``node`` cannot be reached, or went down during the call.
         Timeout: no result within ``timeout`` seconds (a late result is dropped).
     """
-    primitives._check_timeout(timeout)
-    proc = primitives._proc()
+    check_timeout(timeout)
+    proc = current()
     ref = proc.make_ref()
     mailbox = proc.mailbox
     mailbox.aliases.add(ref)
     try:
         try:
-            pid, mref = primitives._spawn(
+            pid, mref = primitives.start_process(
                 _run, (proc.pid, ref, fn, args, kwargs), {}, node, False, True, label=f"rpc {_name(fn)}"
             )
         except NodeError as exc:
@@ -117,4 +118,4 @@ def cast(node: str, fn: Target, *args: Any, **kwargs: Any) -> None:
     Raises:
         NodeError: ``node`` cannot be reached.
     """
-    primitives._spawn(_run_cast, (fn, args, kwargs), {}, node, False, False, label=f"rpc {_name(fn)}")
+    primitives.start_process(_run_cast, (fn, args, kwargs), {}, node, False, False, label=f"rpc {_name(fn)}")

@@ -37,7 +37,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
 from typing import Any, Dict, List, Optional
 
-from .. import _codec, primitives
+from .. import _codec
+from ._context import set_current
 from ..errors import BadArg, ProcessExit
 from .mailbox import Mailbox, MailboxWriter, flush_all
 from ..messages import Crash, Trace
@@ -95,7 +96,7 @@ def bootstrap(boot: Boot) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     _set_title(boot.title)
     proc = ActorProc(boot)
-    primitives._set_current(proc)
+    set_current(proc)
     proc.start_control()
     reason = proc.run(boot.payload)
     flush_all(_FLUSH_AT_EXIT)
