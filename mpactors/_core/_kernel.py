@@ -44,7 +44,7 @@ import psutil
 
 from .. import _codec, config
 from . import _procs
-from ._util import Slot
+from ._util import Slot, check_pid
 from ._worker import Boot, bootstrap
 from ..errors import BadArg, MpactorsError, NodeError
 from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter, make_pipe
@@ -527,7 +527,7 @@ class Kernel(KernelOps):
                 rec.links.add(other)
 
     def op_link(self, caller: Pid, pid: Pid) -> bool:
-        _check_pid(pid)
+        check_pid(pid)
         if pid == caller:
             return True
         if pid.node != self.node_name:
@@ -544,7 +544,7 @@ class Kernel(KernelOps):
         return True
 
     def op_unlink(self, caller: Pid, pid: Pid) -> bool:
-        _check_pid(pid)
+        check_pid(pid)
         self.remove_link(caller, pid)
         if pid.node != self.node_name and self.dist is not None:
             self.dist.unlink(caller, pid)
@@ -564,7 +564,7 @@ class Kernel(KernelOps):
         return old
 
     def op_exit(self, caller: Pid, pid: Pid, reason: Any) -> bool:
-        _check_pid(pid)
+        check_pid(pid)
         if pid.node != self.node_name:
             if self.dist is not None:
                 self.dist.exit_signal(caller, pid, reason, link=False)
@@ -590,7 +590,7 @@ class Kernel(KernelOps):
             target = pid
         remote_name = isinstance(target, tuple) and len(target) == 2 and all(isinstance(t, str) for t in target)
         if not remote_name:
-            _check_pid(target)
+            check_pid(target)
         if remote_name or target.node != self.node_name:
             self._monitor_remote(caller, target, ref)
             return ref
@@ -713,10 +713,6 @@ def _high_fd_base() -> int:
         return 0  # closerange would loop over every number: close them one by one
     return int(limit // 2)
 
-
-def _check_pid(pid: Any) -> None:
-    if type(pid) is not Pid:
-        raise BadArg(f"expected a Pid, not {pid!r}")
 
 
 def _log_failure(op: str, caller: Pid) -> Callable[[bool, Any], None]:

@@ -17,6 +17,7 @@ import psutil
 from ..errors import BadArg, NodeError
 from ..messages import NodeDown, NodeUp
 from ..pid import Pid
+from ._util import check_pid
 
 if TYPE_CHECKING:
     from ._kernel import ProcRec
@@ -36,10 +37,6 @@ class FdReply:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-
-def _check_pid(pid: Any) -> None:
-    if type(pid) is not Pid:
-        raise BadArg(f"expected a Pid, not {pid!r}")
 
 
 class KernelOps:
@@ -75,7 +72,7 @@ class KernelOps:
         pid = caller if pid is None else pid
         if not isinstance(name, str) or not name or name == "undefined":
             raise BadArg(f"a registered name must be a non-empty string, not {name!r}")
-        _check_pid(pid)
+        check_pid(pid)
         if name in self.names:
             raise BadArg(f"name {name!r} is already registered to {self.names[name]}")
         rec = self.local_rec(pid)
@@ -124,7 +121,7 @@ class KernelOps:
 
     # -- introspection -----------------------------------------------------
     def op_process_info(self, caller: Pid, pid: Pid) -> Any:
-        _check_pid(pid)
+        check_pid(pid)
         if pid.node != self.node_name:
             if self.dist is None:
                 return None
@@ -190,7 +187,7 @@ class KernelOps:
         }
 
     def op_trace(self, caller: Pid, pid: Pid, flag: bool, tracer: Optional[Pid] = None) -> bool:
-        _check_pid(pid)
+        check_pid(pid)
         tracer = caller if tracer is None else tracer
         if pid.node != self.node_name:
             if self.dist is None:

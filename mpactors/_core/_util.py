@@ -1,12 +1,19 @@
-"""Small synchronisation helpers shared by the kernel and the actor runtime."""
+"""Small helpers shared by the kernel and the actor runtime: a reply slot, argument checks."""
 from __future__ import annotations
 
 import threading
 from typing import Any, Optional
 
-from ..errors import Timeout
+from ..errors import BadArg, Timeout
+from ..pid import Pid
 
-__all__ = ["Slot"]
+__all__ = ["Slot", "check_pid"]
+
+
+def check_pid(pid: Any) -> None:
+    """Raise :class:`BadArg` unless ``pid`` is a :class:`Pid`."""
+    if type(pid) is not Pid:
+        raise BadArg(f"expected a Pid, not {pid!r}")
 
 
 class Slot:

@@ -42,7 +42,7 @@ from ._context import set_current
 from ..errors import BadArg, ProcessExit
 from .mailbox import Mailbox, MailboxWriter, flush_all
 from ..messages import Crash, Trace
-from ..dist._peer import route_frame
+from ._route import route_frame
 from ._util import Slot
 from ..pid import Pid, Ref
 

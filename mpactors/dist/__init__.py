@@ -19,15 +19,8 @@ from <address> rejected`` and goes on. Simultaneous connects between A and B
 are resolved at step 5: the connection opened by the node with the greater
 name wins, the other is refused as ``'duplicate'``.
 
-On an established connection every ``send_bytes`` carries a batch of frames,
-each ``<B kind><I length>`` and a body:
-
-    kind     body
-    MSG      <I id><I creation> + pickled message     (to a pid)
-    NAMED    <H n> name (utf-8) + pickled message     (to a registered name)
-    CTRL     pickled tuple: link, unlink, exit, monitor, demonitor,
-             spawn/spawn_reply, info/info_reply, peers
-    TICK     empty                                    (keeps an idle link alive)
+On an established connection every ``send_bytes`` carries a batch of frames
+(MSG, NAMED, CTRL, TICK); their byte table is in :mod:`mpactors.dist._wire`.
 
 A writer thread per connection batches whatever is queued (so ``send`` never
 waits for the network), sends a TICK after ``ticktime/4`` of silence, and a
@@ -58,14 +51,16 @@ from ._handshake import (
     host_address,
     set_timeouts,
 )
-from ._peer import CTRL, FRAME, MSG, MSG_HDR, NAME_HDR, NAMED, ROUTE, TICK, Peer, route_frame
+from ._peer import Peer
+from ._wire import CTRL, FRAME, MSG, MSG_HDR, NAME_HDR, NAMED, ROUTE, TICK
+from .._core._route import route_frame
 from ..cookie import Cookie, resolve_cookie
 from ..errors import EpmdError, MpactorsError, NodeError
 from .._core.mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
 from ..messages import Down
 from ..pid import Pid
 
-__all__ = ["Distribution", "PROTOCOL_VERSION", "route_frame", "start"]
+__all__ = ["Distribution", "PROTOCOL_VERSION", "start"]
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One connection to another node: batching writer, reader, ticks.
 
-Frames on an established connection are described in :mod:`mpactors.dist`.
+Frames on an established connection are described in :mod:`mpactors.dist._wire`.
 A :class:`Peer` is created pending (frames queue up) and becomes *up* once
 the handshake is done; its writer thread sends batches and ticks, its reader
 thread hands batches to the distribution layer.
@@ -16,37 +16,14 @@ import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
 
-from .. import _codec
 from ._handshake import shutdown_conn
-from ..pid import Pid
+from .. import _codec
+from ._wire import CTRL, FRAME, LEN, MAX_FRAME, TICK
 
 if TYPE_CHECKING:
     from . import Distribution
 
-__all__ = ["Peer", "route_frame", "MSG", "NAMED", "CTRL", "TICK", "FRAME", "MSG_HDR", "NAME_HDR", "ROUTE", "LEN", "MAX_FRAME"]
-
-MAX_FRAME = _codec.MAX_MESSAGE + 64
-MSG, NAMED, CTRL, TICK = 1, 2, 3, 4
-FRAME = struct.Struct("<BI")
-MSG_HDR = struct.Struct("<II")
-NAME_HDR = struct.Struct("<H")
-ROUTE = struct.Struct("<BH")
-LEN = struct.Struct("!i")  # multiprocessing.connection's own length prefix
-
-
-def route_frame(dest: Any, payload: bytes) -> bytes:
-    """What a local process writes into its node's router pipe to reach ``dest``.
-
-    ``<B kind><H n> node`` then the frame body the connection carries (see
-    the table above). The router thread reads these and hands each body to
-    the peer's connection; the kernel is not involved.
-    """
-    if type(dest) is Pid:
-        node = dest.node.encode()
-        return ROUTE.pack(MSG, len(node)) + node + MSG_HDR.pack(dest.id, dest.creation) + payload
-    name, where = dest
-    node, key = where.encode(), name.encode()
-    return ROUTE.pack(NAMED, len(node)) + node + NAME_HDR.pack(len(key)) + key + payload
+__all__ = ["Peer"]
 
 
 class Peer:
