@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 
+from .errors import AlreadyStarted as AlreadyStarted
 from .errors import BadArg as BadArg
 from .errors import CookieError as CookieError
 from .errors import EpmdError as EpmdError
 from .errors import MpactorsError as MpactorsError
 from .errors import NodeError as NodeError
+from .errors import NoProc as NoProc
 from .errors import NotAlive as NotAlive
 from .errors import ProcessExit as ProcessExit
 from .errors import RemoteError as RemoteError
@@ -67,8 +69,8 @@ from .supervisor import Supervisor as Supervisor
 __version__ = "0.1.0"
 
 __all__ = [
-    "ANY", "BadArg", "ChildSpec", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal", "GenServer",
-    "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NotAlive", "Pid",
+    "ANY", "AlreadyStarted", "BadArg", "ChildSpec", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal", "GenServer",
+    "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NoProc", "NotAlive", "Pid",
     "ProcessExit", "Ref", "RemoteError", "Timeout", "Trace", "__version__", "demonitor", "introspect", "rpc",
     "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
     "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
