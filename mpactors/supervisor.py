@@ -136,8 +136,24 @@ class Supervisor(genserver.GenServer):
 
     def init(
         self, children: Sequence[ChildSpec], strategy: str = "one_for_one",
-        max_restarts: int = 3, max_seconds: float = 5.0,
+        max_restarts: int = 3, max_seconds: float = 5.0, retry_delay: float = 0.5,
     ) -> None:
+        """Start the children in order.
+
+        Args:
+            children: the child specs (for ``simple_one_for_one``, the template).
+            strategy: ``'one_for_one'``, ``'one_for_all'``, ``'rest_for_one'``
+                or ``'simple_one_for_one'``.
+            max_restarts, max_seconds: the restart intensity; more restarts
+                (failed ones included) within ``max_seconds`` and the
+                supervisor shuts down.
+            retry_delay: seconds between a failed restart and the next try
+                (so a node that comes back within the intensity window gets
+                its children back); Erlang retries at once.
+        """
+        if isinstance(retry_delay, bool) or not isinstance(retry_delay, (int, float)) or not retry_delay >= 0:
+            raise BadArg(f"`retry_delay` must be a non-negative number of seconds, not {retry_delay!r}")
+        self.retry_delay = float(retry_delay)
         if strategy not in _STRATEGIES:
             raise BadArg(f"`strategy` must be one of {', '.join(_STRATEGIES)}, not {strategy!r}")
         if not all(isinstance(c, ChildSpec) for c in children):
@@ -292,8 +308,15 @@ class Supervisor(genserver.GenServer):
                 self._launch(other)
             except (RemoteError, NodeError, Timeout, BadArg, AlreadyStarted):
                 # Erlang's try_again_restart: a failed restart counts toward
-                # the intensity, and is tried again after the queued messages.
-                primitives.send(primitives.self(), (_RETRY, other.key))
+                # the intensity and is tried again (after retry_delay).
+                self._retry_later(other)
+
+    def _retry_later(self, child: _Child) -> None:
+        msg = (_RETRY, child.key)
+        if self.retry_delay == 0:
+            primitives.send(primitives.self(), msg)
+        else:
+            primitives.spawn(_send_later, self.retry_delay, primitives.self(), msg)
 
     def _launch(self, child: _Child) -> Pid:
         try:
@@ -338,6 +361,12 @@ class Supervisor(genserver.GenServer):
         except Timeout:
             log.error("supervisor %s: child %r (%s) still not gone %ss after kill", primitives.self(),
                       child.spec.id, pid, _KILL_WAIT)
+
+
+def _send_later(delay: float, dest: Pid, msg: Any) -> None:
+    """A short-lived actor that sends ``msg`` to ``dest`` after ``delay`` seconds."""
+    time.sleep(delay)
+    primitives.send(dest, msg)
 
 
 def _normal(reason: Any) -> bool:
