@@ -23,7 +23,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Optional, Tuple
 
-from . import primitives
+from . import global_registry, primitives
 from ._core._context import current
 from .errors import BadArg, NodeError, ProcessExit, RemoteError, Timeout
 from .messages import AliasReply, Crash, Down, ExitSignal
@@ -69,13 +69,15 @@ class GenServer:
     # -- starting ------------------------------------------------------------
     @classmethod
     def start(
-        cls, *args: Any, name: Optional[str] = None, node: Optional[str] = None,
+        cls, *args: Any, name: Any = None, node: Optional[str] = None,
         link: bool = False, timeout: float = 5.0, **kwargs: Any,
     ) -> Pid:
         """Spawn a server running ``cls``, wait until its ``init`` returned; its pid.
 
         Args:
-            name: register the server under this name on its node.
+            name: register the server under this name on its node, or
+                ``('global', N)``: under the cluster-wide name ``N``
+                (:mod:`mpactors.global_registry`).
             node: start it on another node.
             link: link it to the caller (see :meth:`start_link`).
             timeout: how long ``init`` may take.
@@ -112,14 +114,14 @@ class GenServer:
         return cls.start(*args, **kwargs)
 
 
-def _loop(cls: type, args: tuple, kwargs: dict, name: Optional[str], starter: Pid, ref: Ref, linked: bool) -> None:
+def _loop(cls: type, args: tuple, kwargs: dict, name: Any, starter: Pid, ref: Ref, linked: bool) -> None:
     """The server actor's body."""
     server: GenServer = cls()
     if linked:
         server._parent = starter
     try:
         if name is not None:
-            primitives.register(name)
+            _register(name)
         server.init(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - reported to the starter
         primitives.send(starter, AliasReply(ref, (False, (type(exc).__name__, str(exc), traceback.format_exc()))))
@@ -165,7 +167,7 @@ def call(server: Any, request: Any, timeout: Optional[float] = 5.0) -> Any:
     """Send ``request`` to a server and wait for its reply.
 
     Args:
-        server: a Pid, a registered name, or ``(name, node)``.
+        server: a Pid, a registered name, ``(name, node)`` or ``('global', N)``.
         timeout: seconds; None waits forever.
 
     Raises:
@@ -174,11 +176,11 @@ def call(server: Any, request: Any, timeout: Optional[float] = 5.0) -> Any:
         NodeError: the server's node went down.
     """
     proc = current()
-    target = server
+    target = _resolve_global(server)
     if isinstance(server, tuple) and len(server) == 2 and server[1] == proc.node_name:
         target = server = server[0]
-    if isinstance(server, str):
-        target = primitives.whereis(server)
+    if isinstance(server, str) or target is None:
+        target = primitives.whereis(server) if isinstance(server, str) else None
         if target is None:
             raise RemoteError(f"call to {server!r}: no process is registered under that name", "noproc")
     ref = proc.make_ref()
@@ -215,9 +217,34 @@ def cast(server: Any, msg: Any) -> None:
     A cast to a name nobody registered is dropped, as in Erlang; a message
     that cannot be pickled still raises :class:`BadArg`.
     """
-    if isinstance(server, str) and primitives.whereis(server) is None:
+    server = _resolve_global(server)
+    if server is None or (isinstance(server, str) and primitives.whereis(server) is None):
         return
     primitives.send(server, (_CAST, msg))
+
+
+# -- global names: ('global', N) is a global_registry name (Erlang's {global, N}) --
+def _global_name(name: Any) -> Any:
+    """``N`` for ``('global', N)``, else None."""
+    if type(name) is tuple and len(name) == 2 and name[0] == "global":
+        return name[1]
+    return None
+
+
+def _register(name: Any) -> None:
+    """Register the calling server under a local or a ``('global', N)`` name."""
+    global_name = _global_name(name)
+    if global_name is None:
+        primitives.register(name)
+    elif not global_registry.register_name(global_name, primitives.self()):
+        holder = global_registry.whereis_name(global_name)
+        raise BadArg(f"the global name {global_name!r} is taken by {holder}")
+
+
+def _resolve_global(server: Any) -> Any:
+    """The pid holding ``('global', N)`` (None if nobody does); other servers unchanged."""
+    global_name = _global_name(server)
+    return server if global_name is None else global_registry.whereis_name(global_name)
 
 
 GenServer.call = staticmethod(call)  # type: ignore[attr-defined]
