@@ -27,7 +27,7 @@ from .pid import Pid, Ref
 
 __all__ = [
     "REQUEST", "REPLY", "claim_name", "ensure_started", "ensure_peers", "is_request", "multi_request",
-    "reply", "request", "service",
+    "reply", "request", "send_to_peers", "service",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def claim_name(name: str, starter: Pid, ref: Ref) -> bool:
 
 def _ensure_remote(nodes: List[str], name: str, body: Callable[..., None]) -> None:
     for node in nodes:
+        if node not in primitives.nodes():  # lost meanwhile: reconnecting would undo a partition
+            continue
         try:
             rpc.call(node, ensure_started, name, body, timeout=START_TIMEOUT)
         except MpactorsError as exc:  # the node went away meanwhile: its NodeUp will come again
@@ -78,14 +80,31 @@ def ensure_peers(nodes: List[str], name: str, body: Callable[..., None]) -> None
         primitives.spawn(_ensure_remote, list(nodes), name, body)
 
 
+def send_to_peers(nodes: Iterable[str], name: Any, msg: Any) -> None:
+    """Send ``msg`` to server ``name`` (or a Pid) on each of ``nodes`` that is connected now.
+
+    A server never reconnects a node by itself: a message read late (a
+    ``NodeUp`` or a sync handled after the node went down again) would
+    otherwise undo a partition or a ``disconnect_node``.
+    """
+    connected = set(primitives.nodes())
+    for node in nodes:
+        if node in connected:
+            primitives.send(name if type(name) is Pid else (name, node), msg)
+
+
 def is_request(msg: Any) -> bool:
     """True for a request message ``(REQUEST, from, ref, request)``."""
     return type(msg) is tuple and len(msg) == 4 and msg[0] == REQUEST
 
 
 def reply(msg: Tuple[str, Pid, Ref, Any], value: Any) -> None:
-    """Answer the request ``msg``."""
-    primitives.send(msg[1], (REPLY, msg[2], value))
+    """Answer the request ``msg`` (unless its sender's node is no longer connected)."""
+    sender = msg[1]
+    if sender.node == primitives.node():
+        primitives.send(sender, (REPLY, msg[2], value))
+    else:
+        send_to_peers([sender.node], sender, (REPLY, msg[2], value))
 
 
 def request(name: str, body: Callable[..., None], req: Any, timeout: float = START_TIMEOUT) -> Any:

@@ -244,8 +244,7 @@ class _Server:
 
     def sync_to(self, nodes: List[str], answer: bool = False) -> None:
         """Send our own names to ``nodes``; with ``answer`` they send theirs back."""
-        for node in nodes:
-            primitives.send((SERVER_NAME, node), (_SYNC, self.me, self.own_names(), answer))
+        svc.send_to_peers(nodes, SERVER_NAME, (_SYNC, self.me, self.own_names(), answer))
 
     def on_sync(self, theirs: Dict[Any, Pid]) -> None:
         """Merge a peer's own names; on a clash keep the smaller pid everywhere."""

@@ -176,8 +176,7 @@ class _Server:
         if kind == "leave":
             self._forget_unlisted(changed)
         if changed:
-            for node in primitives.nodes():
-                primitives.send((SERVER_NAME, node), (_PEER, kind, self.me, group, changed))
+            svc.send_to_peers(primitives.nodes(), SERVER_NAME, (_PEER, kind, self.me, group, changed))
 
     def _forget_unlisted(self, pids: List[Pid]) -> None:
         listed = {pid for members in self.members[self.me].values() for pid in members}
@@ -232,8 +231,7 @@ class _Server:
 
     def sync_to(self, nodes: List[str], answer: bool = False) -> None:
         """Send our members to ``nodes``; with ``answer`` they send theirs back."""
-        for node in nodes:
-            primitives.send((SERVER_NAME, node), (_PEER, "sync", self.me, answer, self.members[self.me]))
+        svc.send_to_peers(nodes, SERVER_NAME, (_PEER, "sync", self.me, answer, self.members[self.me]))
 
 
 def _minus(pids: List[Pid], taken: List[Pid]) -> List[Pid]:
