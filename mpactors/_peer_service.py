@@ -22,12 +22,12 @@ from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 from . import primitives, rpc
 from .errors import BadArg, MpactorsError, Timeout
-from .messages import Down
+from .messages import Down, NodeUp
 from .pid import Pid, Ref
 
 __all__ = [
     "REQUEST", "REPLY", "claim_name", "ensure_started", "ensure_peers", "is_request", "multi_request",
-    "reply", "request", "send_to_peers", "service",
+    "reply", "request", "run_server", "send_to_peers", "service",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,36 @@ def ensure_peers(nodes: List[str], name: str, body: Callable[..., None]) -> None
     """Make sure server ``name`` runs on each of ``nodes``, from a helper actor (never blocks)."""
     if nodes:
         primitives.spawn(_ensure_remote, list(nodes), name, body)
+
+
+def run_server(
+    name: str, body: Callable[..., None], starter: Pid, ref: Ref,
+    state: Callable[[], Any], handle: Callable[[Any, Any], None],
+) -> None:
+    """The common body of a peer server: claim ``name``, greet the peers, then serve forever.
+
+    ``state()`` makes the server's state object, which has ``sync_to(nodes,
+    answer=False)``; ``handle(state, msg)`` handles every message but
+    ``NodeUp`` (a sync to the new node, and its server started).
+    """
+    if not claim_name(name, starter, ref):
+        return
+    primitives.trap_exit(True)
+    server = state()
+    primitives.monitor_nodes(True)
+    peers = primitives.nodes()
+    server.sync_to(peers, answer=True)
+    ensure_peers(peers, name, body)
+    while True:
+        msg = primitives.receive()
+        try:
+            if type(msg) is NodeUp:
+                server.sync_to([msg.node])
+                ensure_peers([msg.node], name, body)
+            else:
+                handle(server, msg)
+        except MpactorsError:
+            log.exception("%s server: could not handle %r", name, msg)
 
 
 def send_to_peers(nodes: Iterable[str], name: Any, msg: Any) -> None:

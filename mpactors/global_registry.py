@@ -67,8 +67,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from . import _peer_service as svc
 from . import primitives
-from .errors import BadArg, MpactorsError, Timeout
-from .messages import Down, NodeDown, NodeUp
+from .errors import BadArg, Timeout
+from .messages import Down, NodeDown
 from .pid import Pid, Ref
 
 __all__ = ["SERVER_NAME", "register_name", "unregister_name", "whereis_name", "registered_names", "send"]
@@ -265,20 +265,7 @@ class _Server:
 
 def _serve(starter: Pid, ref: Ref) -> None:
     """The server actor's body."""
-    if not svc.claim_name(SERVER_NAME, starter, ref):
-        return
-    primitives.trap_exit(True)
-    server = _Server()
-    primitives.monitor_nodes(True)
-    peers = primitives.nodes()
-    server.sync_to(peers, answer=True)
-    svc.ensure_peers(peers, SERVER_NAME, _serve)
-    while True:
-        msg = primitives.receive()
-        try:
-            _handle(server, msg)
-        except MpactorsError:
-            log.exception("global name server: could not handle %r", msg)
+    svc.run_server(SERVER_NAME, _serve, starter, ref, _Server, _handle)
 
 
 def _handle(server: _Server, msg: Any) -> None:
@@ -292,9 +279,6 @@ def _handle(server: _Server, msg: Any) -> None:
             server.sync_to([msg[1]])
     elif type(msg) is Down:
         server.on_down(msg)
-    elif type(msg) is NodeUp:
-        server.sync_to([msg.node])
-        svc.ensure_peers([msg.node], SERVER_NAME, _serve)
     elif type(msg) is NodeDown:
         server.on_node_down(msg.node)
 

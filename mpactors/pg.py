@@ -34,8 +34,8 @@ from typing import Any, Dict, List, NamedTuple, Tuple
 
 from . import _peer_service as svc
 from . import primitives
-from .errors import BadArg, MpactorsError
-from .messages import Down, NodeDown, NodeUp
+from .errors import BadArg
+from .messages import Down, NodeDown
 from .pid import Pid, Ref
 
 __all__ = [
@@ -245,20 +245,7 @@ def _minus(pids: List[Pid], taken: List[Pid]) -> List[Pid]:
 
 def _serve(starter: Pid, ref: Ref) -> None:
     """The server actor's body."""
-    if not svc.claim_name(SERVER_NAME, starter, ref):
-        return
-    primitives.trap_exit(True)
-    server = _Server()
-    primitives.monitor_nodes(True)
-    peers = primitives.nodes()
-    server.sync_to(peers, answer=True)
-    svc.ensure_peers(peers, SERVER_NAME, _serve)
-    while True:
-        msg = primitives.receive()
-        try:
-            _handle(server, msg)
-        except MpactorsError:
-            log.exception("pg server: could not handle %r", msg)
+    svc.run_server(SERVER_NAME, _serve, starter, ref, _Server, _handle)
 
 
 def _handle(server: _Server, msg: Any) -> None:
@@ -274,9 +261,6 @@ def _handle(server: _Server, msg: Any) -> None:
             server.apply(node, kind, group, data)
     elif type(msg) is Down:
         server.on_down(msg)
-    elif type(msg) is NodeUp:
-        server.sync_to([msg.node])
-        svc.ensure_peers([msg.node], SERVER_NAME, _serve)
     elif type(msg) is NodeDown and msg.node in server.members:
         server.replace(msg.node, {})
 
