@@ -71,7 +71,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY", "AlreadyStarted", "BadArg", "ChildSpec", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal", "GenServer",
     "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NoProc", "NotAlive", "Pid",
-    "ProcessExit", "Ref", "RemoteError", "Timeout", "Trace", "__version__", "demonitor", "introspect", "rpc",
+    "ProcessExit", "Ref", "RemoteError", "Timeout", "Trace", "__version__", "demonitor", "global_registry", "introspect", "pg", "rpc",
     "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
     "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
     "process_info", "processes", "receive", "register", "registered", "self", "send",
@@ -83,3 +83,5 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 from . import rpc as rpc  # noqa: E402 - needs the names above
 from . import introspect as introspect  # noqa: E402
+from . import global_registry as global_registry  # noqa: E402
+from . import pg as pg  # noqa: E402

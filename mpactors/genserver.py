@@ -46,7 +46,7 @@ import time
 import traceback
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from . import primitives
+from . import global_registry, primitives
 from ._core._context import check_timeout, current
 from .errors import AlreadyStarted, BadArg, NodeError, NoProc, ProcessExit, RemoteError, Timeout
 from .messages import AliasReply, Crash, Down, ExitSignal
@@ -187,9 +187,25 @@ class GenServer:
         return cls.start(*args, **kwargs)
 
 
+# -- global names: ('global', N) is a global_registry name (Erlang's {global, N}) --
+def _global_name(name: Any) -> Any:
+    """``N`` for ``('global', N)``, else None."""
+    if type(name) is tuple and len(name) == 2 and name[0] == "global":
+        return name[1]
+    return None
+
+
 # -- the server's side ----------------------------------------------------------
 def _register_name(name: Any) -> Optional[Pid]:
-    """Register the calling server under ``name``; the holder's pid if it is taken."""
+    """Register the calling server under ``name`` (local, or ``('global', N)``); the holder's pid if taken."""
+    global_name = _global_name(name)
+    if global_name is not None:
+        if global_registry.register_name(global_name, primitives.self()):
+            return None
+        holder = global_registry.whereis_name(global_name)
+        if holder is None:
+            raise BadArg(f"the global name {global_name!r} could not be registered")
+        return holder
     if not isinstance(name, str):
         raise BadArg(f"`name` must be a string, not {name!r}")
     try:
@@ -299,6 +315,9 @@ def _resolve(server: Any) -> Any:
     """
     if type(server) is Pid:
         return server
+    global_name = _global_name(server)
+    if global_name is not None:
+        return global_registry.whereis_name(global_name)
     if isinstance(server, tuple) and len(server) == 2 and all(isinstance(part, str) for part in server):
         name, where = server
         if where != primitives.node():
