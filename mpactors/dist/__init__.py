@@ -337,9 +337,11 @@ class Distribution(RemoteOps):
         except Refused as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection: {exc}") from None
-        except ssl.SSLError as exc:
+        except (ssl.SSLError, EOFError, ConnectionError) as exc:
             conn.close()
-            raise NodeError(f"{name} refused the connection over TLS: {describe_tls_error(exc)}") from None
+            if isinstance(conn, Connection):
+                raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None
+            raise NodeError(f"{name} refused the connection over TLS: {describe_tls_error(exc, True)}") from None
         except (AuthFailed, EOFError, OSError) as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None

@@ -70,8 +70,11 @@ _REASONS = {
 }
 
 
-def describe_tls_error(exc: BaseException) -> str:
-    """A short, human reason for a failed TLS handshake or read."""
+def describe_tls_error(exc: BaseException, handshake_done: bool = False) -> str:
+    """A short, human reason for a failed TLS handshake, or a read just after one."""
+    if handshake_done and isinstance(exc, (EOFError, ssl.SSLEOFError, ConnectionError)):
+        # TLS 1.3: the acceptor checks our certificate after our side of the handshake is done.
+        return "closed right after the TLS handshake (our certificate refused? the peer's log says why)"
     if isinstance(exc, ssl.SSLCertVerificationError):
         message = exc.verify_message or str(exc)
         if message.startswith("Hostname mismatch") or message.startswith("IP address mismatch"):
