@@ -19,11 +19,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 from nodes import cluster, cookie, echo, local_node, run_node, unique_name  # noqa: F401 - fixtures
-from support import SHORT_TIMEOUT, free_port, wait_until
+from support import SHORT_TIMEOUT, free_port, port_mapper, wait_until
 from tls_certs import OPENSSL, SERVICE_NAME, make_certs, tls_env, tls_for
 
 import mpactors
@@ -116,13 +116,16 @@ class Relay:
                         sel.register(server, selectors.EVENT_READ, (client, self.to_client))
                         continue
                     other, record = key.data
-                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                    if not data:
-                        sel.unregister(key.fileobj)
+                    try:
+                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                        if data:
+                            record += data
+                            other.sendall(data)
+                            continue
                         other.shutdown(socket.SHUT_WR)
-                        continue
-                    record += data
-                    other.sendall(data)
+                    except OSError:  # one side went away: the other follows
+                        pass
+                    sel.unregister(key.fileobj)
         finally:
             for s in socks:
                 s.close()
@@ -139,15 +142,8 @@ class Relay:
 @pytest.fixture
 def second_port_mapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """Another port mapper, made this process's (so it can point a node's name at a relay)."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mpactors.epmd", "--port", str(port), "--host", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: epmd.is_running(port=port, timeout=0.5), what="the second port mapper")
+    with port_mapper(free_port()) as port:
         yield port
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 def test_the_stream_starts_with_a_tls_record_and_no_payload_or_cookie_crosses_in_clear(
