@@ -65,13 +65,14 @@ from .primitives import unregister as unregister
 from .primitives import whereis as whereis
 from .supervisor import ChildSpec as ChildSpec
 from .supervisor import Supervisor as Supervisor
+from .tls import TLS as TLS
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ANY", "AlreadyStarted", "BadArg", "ChildSpec", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal", "GenServer",
     "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NoProc", "NotAlive", "Pid",
-    "ProcessExit", "Ref", "RemoteError", "Timeout", "Trace", "__version__", "demonitor", "global_registry", "introspect", "pg", "rpc",
+    "ProcessExit", "Ref", "RemoteError", "TLS", "Timeout", "Trace", "__version__", "demonitor", "global_registry", "introspect", "pg", "rpc",
     "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
     "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
     "process_info", "processes", "receive", "register", "registered", "self", "send",
