@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 
+from .errors import AlreadyStarted as AlreadyStarted
 from .errors import BadArg as BadArg
 from .errors import CookieError as CookieError
 from .errors import EpmdError as EpmdError
 from .errors import MpactorsError as MpactorsError
 from .errors import NodeError as NodeError
+from .errors import NoProc as NoProc
 from .errors import NotAlive as NotAlive
 from .errors import ProcessExit as ProcessExit
 from .errors import RemoteError as RemoteError
@@ -63,13 +65,14 @@ from .primitives import unregister as unregister
 from .primitives import whereis as whereis
 from .supervisor import ChildSpec as ChildSpec
 from .supervisor import Supervisor as Supervisor
+from .tls import TLS as TLS
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ANY", "BadArg", "ChildSpec", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal", "GenServer",
-    "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NotAlive", "Pid",
-    "ProcessExit", "Ref", "RemoteError", "Timeout", "Trace", "__version__", "demonitor", "introspect", "rpc",
+    "ANY", "AlreadyStarted", "BadArg", "ChildSpec", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal", "GenServer",
+    "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NoProc", "NotAlive", "Pid",
+    "ProcessExit", "Ref", "RemoteError", "TLS", "Timeout", "Trace", "__version__", "demonitor", "global_registry", "introspect", "pg", "rpc",
     "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
     "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
     "process_info", "processes", "receive", "register", "registered", "self", "send",
@@ -81,3 +84,5 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 from . import rpc as rpc  # noqa: E402 - needs the names above
 from . import introspect as introspect  # noqa: E402
+from . import global_registry as global_registry  # noqa: E402
+from . import pg as pg  # noqa: E402

@@ -6,13 +6,15 @@ are all in one place:
 * ``MPACTORS_HOME`` - state directory (logs), default ``~/.mpactors``;
 * ``MPACTORS_COOKIE`` - the cluster cookie, when no ``cookie=`` is given;
 * ``MPACTORS_EPMD_PORT`` - the port mapper's TCP port, default 4369;
-* ``MPACTORS_START_METHOD`` - default start method for actor processes.
+* ``MPACTORS_START_METHOD`` - default start method for actor processes;
+* ``MPACTORS_TLS_CERT``, ``MPACTORS_TLS_KEY``, ``MPACTORS_TLS_CA``,
+  ``MPACTORS_TLS_SERVER_NAME`` - TLS between nodes, when no ``tls=`` is given.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 __all__ = [
     "EPMD_DEFAULT_PORT",
@@ -30,6 +32,7 @@ __all__ = [
     "cookie_file",
     "env_cookie",
     "start_method",
+    "env_tls",
 ]
 
 #: The port mapper's well-known port (Erlang's epmd uses the same).
@@ -89,3 +92,8 @@ def env_cookie() -> Optional[str]:
 def start_method() -> Optional[str]:
     """``$MPACTORS_START_METHOD`` or None (the node picks its default)."""
     return os.environ.get("MPACTORS_START_METHOD") or None
+
+
+def env_tls() -> Dict[str, Optional[str]]:
+    """``$MPACTORS_TLS_CERT``, ``_KEY``, ``_CA``, ``_SERVER_NAME`` as ``cert``, ``key``, ``ca``, ``server_name`` (None when unset)."""
+    return {k: os.environ.get(f"MPACTORS_TLS_{k.upper()}") or None for k in ("cert", "key", "ca", "server_name")}

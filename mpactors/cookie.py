@@ -24,12 +24,12 @@ import secrets
 import stat
 import string
 from pathlib import Path
-from typing import Any, Dict, NoReturn, Union
+from typing import Any, Dict, NoReturn, Type, Union
 
 from . import config
 from .errors import CookieError
 
-__all__ = ["Cookie", "resolve_cookie", "COOKIE_LENGTH"]
+__all__ = ["Cookie", "resolve_cookie", "check_private_file", "COOKIE_LENGTH"]
 
 #: Letters in a newly created cookie file (Erlang's auth.erl also uses 20).
 COOKIE_LENGTH = 20
@@ -130,16 +130,29 @@ def _read_cookie_file(path: Path) -> Cookie:
 
 def _check_attributes(path: Path, info: os.stat_result) -> None:
     """Refuse what auth.erl refuses: not a regular file, or group/other access."""
+    check_private_file(path, info, "Cookie file", "remove it, or set MPACTORS_COOKIE", CookieError)
+
+
+def check_private_file(
+    path: Union[str, Path], info: os.stat_result, what: str, hint: str, error: Type[Exception]
+) -> None:
+    """Raise ``error`` unless ``path`` is a regular file that only its owner may access.
+
+    The rule of the cookie file (and of ssh for private keys), shared with
+    TLS private keys (:mod:`mpactors.tls`).
+
+    Args:
+        path: the file, for the message.
+        info: its ``os.stat`` result.
+        what: how the message names it (``"Cookie file"``, ``"TLS private key"``).
+        hint: what to do when it is not a regular file.
+        error: the exception class to raise.
+    """
     if not stat.S_ISREG(info.st_mode):
-        raise CookieError(
-            f"Cookie file {path} is not a regular file (it is a {_file_type(info.st_mode)}); "
-            f"remove it, or set MPACTORS_COOKIE"
-        )
+        raise error(f"{what} {path} is not a regular file (it is a {_file_type(info.st_mode)}); {hint}")
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
-        raise CookieError(
-            f"Cookie file {path} must be accessible by owner only (mode {mode:04o}); run chmod 400 {path}"
-        )
+        raise error(f"{what} {path} must be accessible by owner only (mode {mode:04o}); run chmod 400 {path}")
 
 
 def _file_type(mode: int) -> str:

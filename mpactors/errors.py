@@ -15,6 +15,8 @@ __all__ = [
     "NodeError",
     "NotAlive",
     "ProcessExit",
+    "NoProc",
+    "AlreadyStarted",
 ]
 
 
@@ -108,3 +110,29 @@ class ProcessExit(MpactorsError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.reason,))
+
+
+class NoProc(MpactorsError):
+    """The target process does not exist (Erlang's ``noproc``).
+
+    Raised by ``genserver.stop`` for a server that is not running (a dead
+    pid or a name nobody holds), and by ``link`` to a dead local pid from a
+    caller that does not trap exits. A *call* to a dead server raises
+    :class:`RemoteError` instead, as it always did.
+    """
+
+
+class AlreadyStarted(MpactorsError):
+    """A process (or a supervisor child) with that name or id is already running.
+
+    Raised by ``GenServer.start(name=N)`` when ``N`` is taken and by
+    ``supervisor.start_child`` for a running child id; ``pid`` is the
+    process that holds the name (or the running child).
+    """
+
+    def __init__(self, message: str, pid: object = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.args[0], self.pid))

@@ -13,7 +13,7 @@ import os
 import random
 import socket
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ._core import _procs
 from . import config
@@ -22,6 +22,7 @@ from ._core._kernel import Kernel
 from .errors import BadArg, NodeError
 from ._core.mailbox import make_pipe
 from .pid import Pid, Ref
+from .tls import TLS
 
 __all__ = ["Node", "LOCAL_NODE"]
 
@@ -101,6 +102,10 @@ class Node:
         hidden: connect only where asked; appear in no one's ``nodes()``.
         ticktime: a peer silent this many seconds is declared down.
         start_method: ``'fork'`` (default on Linux), ``'forkserver'`` or ``'spawn'``.
+        tls: a :class:`~mpactors.tls.TLS`: connections to other nodes use mutual
+            TLS (else the ``MPACTORS_TLS_*`` variables, else plain TCP). When the
+            node starts in the main thread and ``SIGHUP`` has its default action,
+            ``SIGHUP`` re-reads the certificate, key and CA files.
 
     ``stop()`` ends every actor of the node: each is asked to exit (SIGTERM),
     and any still alive after ``config.STOP_TIMEOUT`` seconds is SIGKILLed.
@@ -118,6 +123,7 @@ class Node:
         hidden: bool = False,
         ticktime: float = 60.0,
         start_method: Optional[str] = None,
+        tls: Optional[TLS] = None,
     ) -> None:
         self.name = LOCAL_NODE if name is None else full_name(name, longnames)
         self.distributed = name is not None
@@ -131,6 +137,12 @@ class Node:
             raise BadArg(f"`start_method` must be one of {', '.join(_procs.START_METHODS)}, not {method!r}")
         self.start_method = method
         self._cookie_arg = cookie
+        if tls is not None and not isinstance(tls, TLS):
+            raise BadArg(f"`tls` must be a mpactors.TLS, not {type(tls).__name__}")
+        if tls is not None and not self.distributed:
+            raise BadArg("`tls` needs a named node: a local-only node has no connections")
+        self.tls = tls
+        self._unwatch_sighup: Optional[Callable[[], None]] = None
         self.kernel: Optional[Kernel] = None
         self._old_title: Optional[str] = None
 
@@ -149,6 +161,7 @@ class Node:
 
                 distribution = Distribution(self)
                 creation = distribution.creation
+                self._unwatch_sighup = distribution.transport.watch_sighup()
             kernel = Kernel(self.name, creation, self.start_method, make_pipe())
             if distribution is not None:
                 distribution.start(kernel)
@@ -173,6 +186,9 @@ class Node:
                 set_current(None)
                 Node._running = None
                 self._restore_title()
+                if self._unwatch_sighup is not None:
+                    self._unwatch_sighup()
+                    self._unwatch_sighup = None
                 atexit.unregister(self.stop)
 
     def __enter__(self) -> Node:

@@ -84,23 +84,10 @@ def mpactors_home(tmp_path: "os.PathLike[str]", monkeypatch: pytest.MonkeyPatch)
 @pytest.fixture
 def epmd(epmd_port: int, mpactors_home: str) -> Iterator[int]:
     """A private port mapper for this test (our daemon, on loopback); yields its port."""
-    import subprocess
-    import sys
+    from support import port_mapper
 
-    from mpactors import epmd as epmd_client
-    from support import wait_until
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mpactors.epmd", "--port", str(epmd_port), "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: epmd_client.is_running(port=epmd_port, timeout=0.5), what="the port mapper")
+    with port_mapper(epmd_port):
         yield epmd_port
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ LONG_TIMEOUT instead (or raise MPACTORS_TEST_TIMEOUT_SCALE).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
 import subprocess
 import sys
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 _SCALE = float(os.environ.get("MPACTORS_TEST_TIMEOUT_SCALE", "1"))
 SHORT_TIMEOUT = 5.0 * _SCALE
@@ -73,3 +74,21 @@ def pid_alive(os_pid: int) -> bool:
 def all_gone(os_pids: List[int]) -> bool:
     """True when none of ``os_pids`` is alive."""
     return not any(pid_alive(p) for p in os_pids)
+
+
+@contextlib.contextmanager
+def port_mapper(port: int) -> Iterator[int]:
+    """Run our port mapper daemon on loopback ``port`` for the duration; yields the port."""
+    from mpactors import epmd as epmd_client
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mpactors.epmd", "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: epmd_client.is_running(port=port, timeout=0.5), what="the port mapper")
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(10)

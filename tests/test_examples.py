@@ -51,3 +51,16 @@ def test_two_nodes_talk_through_the_port_mapper(epmd: int) -> None:
 def test_broadcast_reaches_every_node_of_the_mesh(epmd: int) -> None:
     out = run("broadcast.py", "3", env={"MPACTORS_COOKIE": "example-cookie"})
     assert out.count("'hello, cluster')") == 3
+
+
+@pytest.mark.timeout(300)
+def test_the_supervision_tree_heals_a_killed_worker_and_a_killed_node(mpactors_home: str) -> None:
+    from mpactors import epmd
+
+    from support import free_port
+
+    port = free_port()  # no port mapper there: the example starts one, and must stop it
+    out = run("supervision_tree.py", env={"MPACTORS_COOKIE": "example-cookie", "MPACTORS_EPMD_PORT": str(port)})
+    assert out.count("healed: pinger says ('pong', 'tree_b@") == 2
+    assert "keeper: node tree_b@" in out and out.rstrip().endswith("done")
+    assert not epmd.is_running(port=port, timeout=1.0)

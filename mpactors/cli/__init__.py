@@ -5,8 +5,9 @@ node, ``mpactors-cli-<OS pid>``, when it talks to a node) and prints. Results
 go to stdout; a failure is one ``Error: ...`` line on stderr and exit status 1
 (usage errors: 2; ``ping`` answering ``pang``: 1). A node name without ``@``
 gets ``@<short hostname>``. Every command takes ``--cookie`` (default
-``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``) and honours
-``MPACTORS_EPMD_PORT`` and ``MPACTORS_HOME``.
+``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``) and the TLS options
+``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-server-name`` (default
+``$MPACTORS_TLS_*``), and honours ``MPACTORS_EPMD_PORT`` and ``MPACTORS_HOME``.
 
 Machinery lives beside this module: :mod:`mpactors.cli._common` (hidden node,
 names, tables, shared options), :mod:`mpactors.cli._node` (start/stop),
@@ -28,6 +29,7 @@ from .. import __version__, introspect, primitives, rpc
 from ._common import (
     CLI_TIMEOUT,
     check_reachable,
+    connect_failures,
     cookie_option,
     format_table,
     hidden_node,
@@ -144,12 +146,14 @@ def ping(node: str, cookie: Optional[str]) -> None:
 
     Example: mpactors ping a@myhost
     """
-    answer = "pang"
+    answer, why = "pang", []
     if not is_local(node) or registered_locally(node):
-        with hidden_node(cookie):
+        with hidden_node(cookie), connect_failures(node) as why:
             answer = primitives.ping(node)
     click.echo(answer)
     if answer != "pong":
+        if why:
+            click.echo(f"cannot connect to {node}: {why[-1]}", err=True)
         sys.exit(1)
 
 

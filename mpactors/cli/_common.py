@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib
+import logging
 import os
 import socket
 import time
@@ -25,6 +26,7 @@ __all__ = [
     "CLI_NODE_PREFIX",
     "CLI_TIMEOUT",
     "check_reachable",
+    "connect_failures",
     "cookie_option",
     "format_table",
     "full_node_name",
@@ -45,6 +47,7 @@ __all__ = [
     "short_host",
     "shown_value",
     "spawn_named",
+    "tls_options",
     "unused_cookie_option",
 ]
 
@@ -247,19 +250,75 @@ def shown_value(key: str, value: Any) -> str:
 
 # -- click parameters shared by the commands -------------------------------------
 def cookie_option(fn: _F) -> _F:
-    """``--cookie`` (default ``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``)."""
-    return click.option(
+    """``--cookie`` (default ``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``), and the TLS options."""
+    return tls_options(click.option(
         "--cookie",
         envvar="MPACTORS_COOKIE",
         default=None,
         metavar="COOKIE",
         help="The cluster cookie [default: $MPACTORS_COOKIE, else ~/.mpactors.cookie].",
-    )(fn)
+    )(fn))
 
 
 def unused_cookie_option(fn: _F) -> _F:
-    """``--cookie`` accepted (every command takes it) by commands that need none."""
-    return click.option("--cookie", envvar="MPACTORS_COOKIE", default=None, hidden=True, expose_value=False)(fn)
+    """``--cookie`` and the TLS options accepted (every command takes them) by commands that need none."""
+    fn = click.option("--cookie", envvar="MPACTORS_COOKIE", default=None, hidden=True, expose_value=False)(fn)
+    return tls_options(fn, hidden=True)
+
+
+_TLS_OPTIONS = (
+    ("cert", "FILE", "This node's TLS certificate (PEM): connections between nodes use mutual TLS"),
+    ("key", "FILE", "Its private key (PEM, readable by its owner only)"),
+    ("ca", "FILE", "The CA certificate a peer's certificate must be signed by"),
+    ("server-name", "NAME", "Check peers' certificates against NAME instead of their host names"),
+)
+
+
+def tls_options(fn: _F, hidden: bool = False) -> _F:
+    """``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-server-name`` (default ``$MPACTORS_TLS_*``).
+
+    They are not passed to the command: they set the ``MPACTORS_TLS_*``
+    variables, which every node this command starts reads (its hidden node,
+    and a ``start --detached`` node). Certificate paths are not secrets.
+    """
+    for what, metavar, text in reversed(_TLS_OPTIONS):
+        var = f"MPACTORS_TLS_{what.replace('-', '_').upper()}"
+        fn = click.option(
+            f"--tls-{what}", envvar=var, default=None, metavar=metavar, hidden=hidden, expose_value=False,
+            callback=_set_env(var, path=metavar == "FILE"), help=f"{text} [default: ${var}].",
+        )(fn)
+    return fn
+
+
+def _set_env(var: str, path: bool) -> Callable[[click.Context, click.Parameter, Optional[str]], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> None:
+        if value:
+            os.environ[var] = os.path.abspath(value) if path else value
+    return callback
+
+
+@contextlib.contextmanager
+def connect_failures(node: str) -> Iterator[List[str]]:
+    """Collect why connections to ``node`` failed (what the distribution logs at INFO) while inside."""
+    reasons: List[str] = []
+    prefix = f"cannot connect to {node}: "
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith(prefix):
+                reasons.append(message[len(prefix):])
+
+    logger = logging.getLogger("mpactors.dist")
+    handler, level = _Collect(logging.INFO), logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)  # the CLI's stderr handler still shows WARNING and above only
+    try:
+        yield reasons
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def node_callback(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:

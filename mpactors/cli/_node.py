@@ -3,7 +3,7 @@
 A node started by ``mpactors start NAME`` runs in the foreground: logs go to
 stderr, and its main thread loops on :func:`mpactors.receive` (it is the
 node's main process, as the Erlang shell is) until SIGTERM, SIGINT or SIGHUP
-stops the node and exits 0. ``mpactors stop`` sends it that SIGTERM from the
+stops the node and exits 0 (with TLS, SIGHUP re-reads the certificates instead). ``mpactors stop`` sends it that SIGTERM from the
 inside (:func:`mpactors.introspect.halt`).
 
 ``--detached`` re-runs the same command in the foreground in a new session
@@ -46,6 +46,7 @@ from ._common import (
 from ..errors import NodeError, Timeout
 from ..messages import NodeDown
 from ..node import Node
+from ..tls import TLS
 
 __all__ = ["START_TIMEOUT", "STOP_WAIT", "configure_logging", "run_foreground", "start_detached", "stop_node"]
 
@@ -90,7 +91,9 @@ def run_foreground(
         NodeError: the name is invalid or already in use on this host.
     """
     configure_logging()
-    for signum in _STOP_SIGNALS:
+    # With TLS, SIGHUP re-reads the certificates (Node installs that) instead of stopping.
+    stop_signals = _STOP_SIGNALS if TLS.from_env() is None else _STOP_SIGNALS[:2]
+    for signum in stop_signals:
         signal.signal(signum, _raise_stop)
     node = Node(name, cookie=cookie, longnames=longnames, hidden=hidden, ticktime=ticktime)
     try:
@@ -100,7 +103,7 @@ def run_foreground(
             msg = primitives.receive()
             log.info("the node's main process received %r", msg)
     except _Stop as stop:
-        for signum in _STOP_SIGNALS:  # a second Ctrl-C must not interrupt the stop
+        for signum in stop_signals:  # a second Ctrl-C must not interrupt the stop
             signal.signal(signum, signal.SIG_IGN)
         log.info("stopping on %s", signal.Signals(stop.signum).name)
     finally:

@@ -25,13 +25,17 @@ On an established connection every ``send_bytes`` carries a batch of frames
 A writer thread per connection batches whatever is queued (so ``send`` never
 waits for the network), sends a TICK after ``ticktime/4`` of silence, and a
 reader thread declares the peer down after ``ticktime`` without a byte.
+
+With TLS (``Node(tls=...)``) the connection comes from
+:class:`~mpactors.dist._tls.Transport`: the TLS handshake runs first, in the
+same per-connection thread, and everything above runs inside it unchanged.
 """
 from __future__ import annotations
 
 import logging
-import os
 import select
 import socket
+import ssl
 import threading
 import time
 from multiprocessing.connection import Connection, Listener
@@ -51,6 +55,8 @@ from ._handshake import (
     host_address,
     set_timeouts,
 )
+from ._tls import Transport, describe_tls_error
+from ..tls import TLS
 from ._peer import Peer
 from ._wire import CTRL, FRAME, MSG, MSG_HDR, NAME_HDR, NAMED, ROUTE, TICK
 from .._core._route import route_frame
@@ -77,6 +83,8 @@ class Distribution(RemoteOps):
         self.hidden: bool = node.hidden
         self.ticktime: float = node.ticktime
         self.cookie: Cookie = resolve_cookie(node._cookie_arg)
+        tls: Optional[TLS] = node.tls if node.tls is not None else TLS.from_env()
+        self.transport = Transport(tls)  # reads the TLS files: fail before registering
         self.node_cookies: Dict[str, Cookie] = {}
         self.kernel: Any = None
         self.peers: Dict[str, Peer] = {}
@@ -182,6 +190,7 @@ class Distribution(RemoteOps):
         address = f"{addr[0]}:{addr[1]}"
         try:
             set_timeouts(conn, config.HANDSHAKE_TIMEOUT)
+            conn = self.transport.accepted(conn)
             intro = conn.recv_bytes(MAX_PREAUTH)
             if not intro.startswith(b"MPACTORS"):
                 raise AuthFailed(f"not an mpactors node (sent {intro[:16]!r})")
@@ -305,7 +314,7 @@ class Distribution(RemoteOps):
         sock = socket.create_connection((address, port), timeout=config.CONNECT_TIMEOUT)
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(sock.detach())
+        conn = self.transport.connected(sock, host)
         try:
             set_timeouts(conn, config.HANDSHAKE_TIMEOUT)
             cookie = self.node_cookies.get(name, self.cookie)
@@ -323,6 +332,11 @@ class Distribution(RemoteOps):
         except Refused as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection: {exc}") from None
+        except (ssl.SSLError, EOFError, ConnectionError) as exc:
+            conn.close()
+            if isinstance(conn, Connection):
+                raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None
+            raise NodeError(f"{name} refused the connection over TLS: {describe_tls_error(exc, True)}") from None
         except (AuthFailed, EOFError, OSError) as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None
@@ -356,8 +370,7 @@ class Distribution(RemoteOps):
 
     def _established(self, peer: Peer, conn: Connection, creation: int, hidden: bool, ticktime: float) -> None:
         set_timeouts(conn, 0)
-        peer.sock = socket.socket(fileno=os.dup(conn.fileno()))
-        peer.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer.sock, peer.direct = self.transport.sender(conn)
         self.kernel.private_fds.add(peer.sock.fileno())
         peer.conn = conn
         peer.creation = creation

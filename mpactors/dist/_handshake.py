@@ -65,6 +65,10 @@ class Refused(AuthFailed):
 
 def set_timeouts(conn: Connection, seconds: float) -> None:
     """Bound every blocking read/write on ``conn`` (0 = no bound)."""
+    settimeout = getattr(conn, "settimeout", None)
+    if settimeout is not None:  # a TLS connection: the SSL object must know the bound
+        settimeout(seconds)
+        return
     sec = int(seconds)
     usec = int((seconds - sec) * 1e6)
     tv = struct.pack("ll", sec, usec)

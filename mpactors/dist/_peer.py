@@ -41,6 +41,7 @@ class Peer:
         self.name = name
         self.conn: Optional[Connection] = None
         self.sock: Optional[socket.socket] = None  # a dup of conn's socket, for sends
+        self.direct = True  # any thread may send on ``sock`` (not over TLS: the writer only)
         self.creation = 0
         self.hidden = False
         self.up = False
@@ -75,7 +76,7 @@ class Peer:
         with self.cond:
             if self.closed:
                 return
-            if not self.up or self.busy or self.outgoing or self.partial:
+            if not self.up or not self.direct or self.busy or self.outgoing or self.partial:
                 self.outgoing.append(frame)
                 self.cond.notify()
                 return
@@ -163,9 +164,11 @@ class Peer:
         poller = select.poll()  # kept: Connection.poll() builds a selector per call
         poller.register(conn.fileno(), select.POLLIN)
         timeout_ms = int(timeout * 1000)
+        # Over TLS, decrypted bytes may wait in the SSL object, unseen by poll.
+        ready = (lambda: poller.poll(timeout_ms)) if isinstance(conn, Connection) else (lambda: conn.poll(timeout))
         try:
             while True:
-                if not poller.poll(timeout_ms):
+                if not ready():
                     self.dist.connection_lost(self, f"silent for {timeout:g} s (net tick timeout)")
                     return
                 data = conn.recv_bytes(MAX_FRAME)
