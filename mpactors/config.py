@@ -6,7 +6,10 @@ are all in one place:
 * ``MPACTORS_HOME`` - state directory (logs), default ``~/.mpactors``;
 * ``MPACTORS_COOKIE`` - the cluster cookie, when no ``cookie=`` is given;
 * ``MPACTORS_EPMD_PORT`` - the port mapper's TCP port, default 4369;
-* ``MPACTORS_START_METHOD`` - default start method for actor processes.
+* ``MPACTORS_START_METHOD`` - default start method for actor processes;
+* ``MPACTORS_STACK_DUMP_SIGNAL`` - a signal name (``USR1``): on it, nodes and
+  actors write every thread's Python stack to stderr (``faulthandler``); the
+  pytest plugin :mod:`mpactors.testing` sets it to diagnose hung tests.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ __all__ = [
     "cookie_file",
     "env_cookie",
     "start_method",
+    "stack_dump_signal",
 ]
 
 #: The port mapper's well-known port (Erlang's epmd uses the same).
@@ -89,3 +93,8 @@ def env_cookie() -> Optional[str]:
 def start_method() -> Optional[str]:
     """``$MPACTORS_START_METHOD`` or None (the node picks its default)."""
     return os.environ.get("MPACTORS_START_METHOD") or None
+
+
+def stack_dump_signal() -> Optional[str]:
+    """``$MPACTORS_STACK_DUMP_SIGNAL`` (a name such as ``USR1``) or None."""
+    return os.environ.get("MPACTORS_STACK_DUMP_SIGNAL") or None

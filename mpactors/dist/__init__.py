@@ -46,6 +46,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _codec, config, epmd
 from ._remote import RemoteOps
+from ._faults import is_blocked
 from ._handshake import (
     MAGIC,
     MAX_PREAUTH,
@@ -195,6 +196,9 @@ class Distribution(RemoteOps):
                 conn.send_bytes(REFUSED + why.encode())
                 raise AuthFailed(why)
             claimed = intro[len(MAGIC):].decode("utf-8", "replace")
+            if is_blocked(claimed):  # a cut link (dist._faults): as if nothing arrived
+                conn.close()
+                return
             cookie = self.node_cookies.get(claimed, self.cookie)
             deliver_challenge(conn, cookie)
             answer_challenge(conn, cookie)
@@ -303,6 +307,8 @@ class Distribution(RemoteOps):
         alive, _, host = name.partition("@")
         if not alive or not host:
             raise NodeError(f"not a node name: {name!r}")
+        if is_blocked(name):  # a cut link (dist._faults)
+            raise NodeError(f"connect to {name} timed out (network partition)")
         address = host_address(host)
         port = epmd.port_please(alive, host=address, timeout=config.CONNECT_TIMEOUT)
         if port is None:

@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
 
 from .. import _codec
+from ._faults import is_blocked
 from ._handshake import shutdown_conn
 from ..pid import Pid
 
@@ -96,7 +97,7 @@ class Peer:
 
     def _put(self, frame: bytes) -> None:
         with self.cond:
-            if self.closed:
+            if self.closed or is_blocked(self.name):  # a cut link (dist._faults) drops it
                 return
             if not self.up or self.busy or self.outgoing or self.partial:
                 self.outgoing.append(frame)
@@ -162,7 +163,8 @@ class Peer:
                 if data is None:
                     return
                 try:
-                    sock.sendall(data)
+                    if not is_blocked(self.name):  # a cut link (dist._faults): bytes vanish
+                        sock.sendall(data)
                 finally:
                     with self.cond:
                         self.busy = False
