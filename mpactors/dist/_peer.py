@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .. import _codec
 from ._faults import is_blocked
@@ -67,6 +67,7 @@ class Peer:
         self.sock: Optional[socket.socket] = None  # a dup of conn's socket, for sends
         self.creation = 0
         self.hidden = False
+        self.compat: Optional[Dict[str, Any]] = None  # the peer's dist._compat info, once up
         self.up = False
         self.closed = False
         self.outgoing: Deque[bytes] = collections.deque()
