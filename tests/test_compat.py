@@ -66,7 +66,7 @@ def test_code_sent_by_value_to_another_python_minor_version_is_refused_at_the_ca
         pid = mpactors.spawn(echo, node=b.name)  # importable: by reference, fine
         mpactors.send(pid, (mpactors.self(), "hi"))
         assert mpactors.receive(timeout=SHORT_TIMEOUT) == ("echo", pid, "hi")
-        assert mpactors.rpc.call(b.name, "os:getpid", timeout=SHORT_TIMEOUT) == b.os_pid
+        assert mpactors.rpc.call(b.name, "mpactors:node", timeout=SHORT_TIMEOUT) == b.name
         mpactors.exit(pid, "kill")
 
 
