@@ -387,6 +387,7 @@ class _Cluster:
         leaks = []
         for node in self.nodes:
             if node.proc.poll() is None:
+                node.resume()  # a node the test left paused cannot answer
                 for pid, os_pid, fn in _settled(node.actors):
                     leaks.append(f"{pid} (OS pid {os_pid}, {fn}) on {node.name}")
         return leaks

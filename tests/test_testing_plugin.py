@@ -167,10 +167,9 @@ def test_a_user_test_that_leaks_an_actor_fails_naming_it(user_tests: Callable[..
         def test_leaks_locally(mpactors_node):
             mpactors.spawn(forgotten_worker)
 
-        def test_leaks_on_a_cluster_node(mpactors_cluster):
+        def test_leaks_on_a_cluster_node(mpactors_cluster, mpactors_node):
             (a,) = mpactors_cluster(1)
-            with mpactors.Node("ctl", cookie=__import__("os").environ["MPACTORS_COOKIE"]):
-                mpactors.spawn(forgotten_worker, node=a.name)
+            mpactors.spawn(forgotten_worker, node=a.name)
 
         def test_ends_its_actor(mpactors_node):
             pid = mpactors.spawn(forgotten_worker)
@@ -208,7 +207,8 @@ def test_every_process_the_fixtures_started_is_gone_after_the_test_even_a_failed
         """
     )
     result.assert_outcomes(failed=1, errors=1)  # the failure, and the leaked sleeper
-    result.stdout.fnmatch_lines(["*the test fails*", "*actor left running*test_user.sleeper*", "*mpactors node logs*"])
+    for line in ("*the test fails*", "*actor left running*test_user.sleeper*", "*mpactors node logs*"):
+        result.stdout.fnmatch_lines([line])
     pids = [int(p) for p in pids_file.read_text().split()]
     assert len(pids) >= 4  # port mapper, two nodes, the sleeper
     wait_until(lambda: all_gone(pids), what=f"processes {pids} to be gone")
