@@ -9,6 +9,9 @@ are all in one place:
 * ``MPACTORS_START_METHOD`` - default start method for actor processes;
 * ``MPACTORS_TLS_CERT``, ``MPACTORS_TLS_KEY``, ``MPACTORS_TLS_CA``,
   ``MPACTORS_TLS_SERVER_NAME`` - TLS between nodes, when no ``tls=`` is given.
+* ``MPACTORS_STACK_DUMP_SIGNAL`` - a signal name (``USR1``): on it, nodes and
+  actors write every thread's Python stack to stderr (``faulthandler``); the
+  pytest plugin :mod:`mpactors.testing` sets it to diagnose hung tests.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ __all__ = [
     "env_cookie",
     "start_method",
     "env_tls",
+    "stack_dump_signal",
 ]
 
 #: The port mapper's well-known port (Erlang's epmd uses the same).
@@ -97,3 +101,6 @@ def start_method() -> Optional[str]:
 def env_tls() -> Dict[str, Optional[str]]:
     """``$MPACTORS_TLS_CERT``, ``_KEY``, ``_CA``, ``_SERVER_NAME`` as ``cert``, ``key``, ``ca``, ``server_name`` (None when unset)."""
     return {k: os.environ.get(f"MPACTORS_TLS_{k.upper()}") or None for k in ("cert", "key", "ca", "server_name")}
+def stack_dump_signal() -> Optional[str]:
+    """``$MPACTORS_STACK_DUMP_SIGNAL`` (a name such as ``USR1``) or None."""
+    return os.environ.get("MPACTORS_STACK_DUMP_SIGNAL") or None

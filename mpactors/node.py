@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any, Callable, Optional
 
-from ._core import _procs
+from ._core import _procs, _stackdump
 from . import config
 from ._core._context import current_or_none, set_current
 from ._core._kernel import Kernel
@@ -170,6 +170,7 @@ class Node:
             set_current(NodeMain(kernel))
             Node._running = self
             _default_logging()
+            _stackdump.install()
             self._set_title()
             atexit.register(self.stop)
         return self

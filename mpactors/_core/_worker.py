@@ -43,6 +43,7 @@ from ..errors import BadArg, ProcessExit
 from .mailbox import Mailbox, MailboxWriter, flush_all
 from ..messages import Crash, Trace
 from ._route import route_frame
+from . import _stackdump
 from ._util import Slot
 from ..pid import Pid, Ref
 
@@ -94,6 +95,7 @@ def bootstrap(boot: Boot) -> None:
             pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the node
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _stackdump.install()  # before the title: a process titled "mpactors actor" can dump
     _set_title(boot.title)
     proc = ActorProc(boot)
     set_current(proc)

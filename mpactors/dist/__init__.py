@@ -11,8 +11,12 @@ in a thread of its own with a deadline, so a silent client stalls nobody)::
     2     answer B's challenge       <-------  HMAC-SHA256 challenge (cookie as key)
     3     challenge B                ------->  answer   (both sides authenticated)
     4     send hello  ----------------------> hello    (first unpickled bytes)
-          (name, creation, version, hidden, ticktime, listen port)
-    5     read verdict               <-------  'ok' or ('refused', why)
+          (name, creation, version, hidden, ticktime, compat)
+    5     read verdict               <-------  ('ok', ..., compat) or ('refused', why)
+
+``compat`` is :data:`._compat.LOCAL` (Python version, pickle protocol): the
+acceptor refuses a peer it cannot exchange pickles with, saying why, and each
+side keeps the other's to refuse code sent by value across Python versions.
 
 A wrong cookie fails at step 2 or 3: the acceptor logs ``Connection attempt
 from <address> rejected`` and goes on. Simultaneous connects between A and B
@@ -43,6 +47,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _codec, config, epmd
 from ._remote import RemoteOps
+from . import _compat
+from ._faults import is_blocked
 from ._handshake import (
     MAGIC,
     MAX_PREAUTH,
@@ -199,6 +205,9 @@ class Distribution(RemoteOps):
                 conn.send_bytes(REFUSED + why.encode())
                 raise AuthFailed(why)
             claimed = intro[len(MAGIC):].decode("utf-8", "replace")
+            if is_blocked(claimed):  # a cut link (dist._faults): as if nothing arrived
+                conn.close()
+                return
             cookie = self.node_cookies.get(claimed, self.cookie)
             deliver_challenge(conn, cookie)
             answer_challenge(conn, cookie)
@@ -218,12 +227,16 @@ class Distribution(RemoteOps):
         self.kernel.cast(self._accepted, conn, hello, address)
 
     def _check_hello(self, hello: Any, conn: Connection) -> Optional[str]:
-        if not (isinstance(hello, tuple) and len(hello) == 6 and hello[0] == "hello"):
+        if not (isinstance(hello, tuple) and len(hello) == 7 and hello[0] == "hello"):
             raise AuthFailed(f"bad hello {hello!r:.60}")
-        _, name, creation, version, hidden, ticktime = hello
+        _, name, creation, version, hidden, ticktime, compat = hello
         if version != PROTOCOL_VERSION:
             conn.send(("refused", f"protocol version {version} != {PROTOCOL_VERSION}"))
             raise AuthFailed(f"protocol version mismatch: {version} != {PROTOCOL_VERSION}")
+        why = _compat.refusal(compat)
+        if why is not None:
+            conn.send(("refused", why))
+            raise AuthFailed(why)
         if name == self.name:
             conn.send(("refused", "same node name"))
             raise AuthFailed(f"peer claims our own name {name!r}")
@@ -231,7 +244,7 @@ class Distribution(RemoteOps):
 
     def _accepted(self, conn: Connection, hello: tuple, address: str, replace: bool = False) -> None:
         """Kernel thread: decide on an accepted, authenticated connection."""
-        _, name, creation, _, hidden, ticktime = hello
+        _, name, creation, _, hidden, ticktime, compat = hello
         peer = self.peers.get(name)
         if peer is not None and peer.up:
             if peer.creation != creation or replace:
@@ -250,12 +263,13 @@ class Distribution(RemoteOps):
             self._refuse(conn, "duplicate: simultaneous connect")
             return
         try:
-            conn.send(("ok", self.name, self.creation, self.hidden, self.ticktime))
+            conn.send(("ok", self.name, self.creation, self.hidden, self.ticktime, _compat.LOCAL))
         except OSError:
             conn.close()
             return
         if peer is None:
             peer = self.peers[name] = Peer(self, name)
+        peer.compat = compat
         self._established(peer, conn, creation, hidden, ticktime)
 
     def _ask_alive(self, conn: Connection, hello: tuple, address: str) -> None:
@@ -307,6 +321,8 @@ class Distribution(RemoteOps):
         alive, _, host = name.partition("@")
         if not alive or not host:
             raise NodeError(f"not a node name: {name!r}")
+        if is_blocked(name):  # a cut link (dist._faults)
+            raise NodeError(f"connect to {name} timed out (network partition)")
         address = host_address(host)
         port = epmd.port_please(alive, host=address, timeout=config.CONNECT_TIMEOUT)
         if port is None:
@@ -321,7 +337,7 @@ class Distribution(RemoteOps):
             conn.send_bytes(MAGIC + self.name.encode())
             answer_challenge(conn, cookie)
             deliver_challenge(conn, cookie)
-            conn.send(("hello", self.name, self.creation, PROTOCOL_VERSION, self.hidden, self.ticktime))
+            conn.send(("hello", self.name, self.creation, PROTOCOL_VERSION, self.hidden, self.ticktime, _compat.LOCAL))
             verdict = conn.recv()
             if verdict == ("alive",):
                 # The peer still holds a connection to us. If we got connected
@@ -365,7 +381,7 @@ class Distribution(RemoteOps):
                 peer.closed = True
                 self._fire_waiters(peer, False)
             return
-        conn, (_, name, creation, hidden, ticktime) = result
+        conn, (_, name, creation, hidden, ticktime, peer.compat) = result
         self._established(peer, conn, creation, hidden, ticktime)
 
     def _established(self, peer: Peer, conn: Connection, creation: int, hidden: bool, ticktime: float) -> None:

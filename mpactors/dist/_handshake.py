@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the frames above change; peers must agree exactly.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: the hello and the verdict carry dist._compat.LOCAL
 MAGIC = b"MPACTORS%d " % PROTOCOL_VERSION
 CHALLENGE = b"#MPCHALLENGE#"
 WELCOME = b"#WELCOME#"

@@ -14,8 +14,10 @@ import struct
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
+from .. import _codec
+from ._faults import is_blocked
 from ._handshake import shutdown_conn
 from .. import _codec
 from ._wire import CTRL, FRAME, LEN, MAX_FRAME, TICK
@@ -44,6 +46,7 @@ class Peer:
         self.direct = True  # any thread may send on ``sock`` (not over TLS: the writer only)
         self.creation = 0
         self.hidden = False
+        self.compat: Optional[Dict[str, Any]] = None  # the peer's dist._compat info, once up
         self.up = False
         self.closed = False
         self.outgoing: Deque[bytes] = collections.deque()
@@ -74,7 +77,7 @@ class Peer:
 
     def _put(self, frame: bytes) -> None:
         with self.cond:
-            if self.closed:
+            if self.closed or is_blocked(self.name):  # a cut link (dist._faults) drops it
                 return
             if not self.up or not self.direct or self.busy or self.outgoing or self.partial:
                 self.outgoing.append(frame)
@@ -140,7 +143,8 @@ class Peer:
                 if data is None:
                     return
                 try:
-                    sock.sendall(data)
+                    if not is_blocked(self.name):  # a cut link (dist._faults): bytes vanish
+                        sock.sendall(data)
                 finally:
                     with self.cond:
                         self.busy = False

@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _codec
+from . import _compat
 from ..errors import BadArg, NodeError
 from ..messages import Down
 from ..pid import Pid, Ref
@@ -157,6 +158,11 @@ class RemoteOps:
                 pending = self._pending.pop(tag, None)
                 if pending is not None:
                     self.kernel.reply(reply, False, NodeError(f"node {node} is unreachable"))
+                return
+            refused = _compat.by_value_refusal(self.peers[node].compat, node, msg[2]) if msg[0] == "spawn" else None
+            if refused is not None:
+                del self._pending[tag]
+                self.kernel.reply(reply, False, BadArg(refused))
                 return
             self._ctrl_now(node, msg[0], tag, *msg[1:])
 
