@@ -252,9 +252,21 @@ class RemoteNode:
             pass
         self.proc.wait(STOP_TIMEOUT)
 
-    def pause(self) -> None:
-        """SIGSTOP the node and its actors: a frozen host, silent but not gone."""
+    def pause(self, timeout: float = 5.0) -> None:
+        """SIGSTOP the node and its actors: a frozen host, silent but not gone.
+
+        Returns once every one of them is stopped (a signal is delivered
+        asynchronously: a process running on another CPU stops a moment later).
+
+        Raises:
+            TimeoutError: some process was still not stopped after ``timeout`` s.
+        """
         self._signal_tree(signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        while not all(_stopped(p) for p in self.processes()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: not every process stopped within {timeout} s of SIGSTOP")
+            time.sleep(0.005)
 
     def resume(self) -> None:
         """SIGCONT what :meth:`pause` stopped."""
@@ -628,3 +640,11 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
     state = getattr(item, "_mpactors_state", None)
     if state is not None and report.failed and state.nodes:
         report.sections.append(("mpactors node logs", state.logs()))
+
+
+def _stopped(p: psutil.Process) -> bool:
+    """True when ``p`` is stopped by a signal, or gone."""
+    try:
+        return p.status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return True
