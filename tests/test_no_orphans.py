@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import List
 
@@ -276,3 +277,35 @@ def test_stop_returns_when_many_actors_ignore_sigterm_and_the_node_can_start_aga
     assert all_gone(os_pids)
     with mpactors.Node() as again:
         assert again.alive
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_output_the_node_buffered_before_a_spawn_is_written_once(method: str) -> None:
+    """A line printed (unflushed, to a pipe) before spawns appears once, not once per actor.
+
+    The CI failure this guards against: ``examples/supervision_tree.py`` printed
+    a line, then the node forked actors; each child inherited the buffered line
+    and wrote it again when it flushed its streams at exit.
+    """
+    code = (
+        "import mpactors\n"
+        f"with mpactors.Node(start_method={method!r}):\n"
+        "    print('printed once')\n"
+        "    pids = [mpactors.spawn(print, 'child') for _ in range(3)]\n"
+        "    for p in pids:\n"
+        "        mpactors.monitor(p)\n"
+        "    for _ in pids:\n"
+        "        mpactors.receive(mpactors.Down, timeout=30)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as in CI
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=LONG_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.count("printed once") == 1, out
+    assert out.count("child") == 3, out

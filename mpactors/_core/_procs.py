@@ -112,12 +112,28 @@ def start(method: str, target: Callable[[Any], None], boot: Any, high: int = 0) 
     return ActorProcess(proc.pid, proc.sentinel, proc)  # type: ignore[arg-type]
 
 
+def _flush_std_streams() -> None:
+    """Flush the parent's stdout/stderr before a fork, as multiprocessing does.
+
+    Output still buffered at the fork would be copied into the child and
+    written a second time when the child flushes its streams at exit (a line
+    the node printed to a pipe showed up once per actor started after it).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or broken stream must not stop a spawn
+            pass
+
+
 def _fork(target: Callable[[Any], None], boot: Any, high: int) -> ActorProcess:
     r, w = os.pipe()
     os.set_inheritable(r, False)
     # Objects that exist now are frozen in the child: its garbage collector
     # never walks them, so it does not copy-on-write the pages they live on
     # (the gc.freeze() recipe); the parent unfreezes at once.
+    _flush_std_streams()
     gc.freeze()
     pid = os.fork()
     if pid == 0:  # child
