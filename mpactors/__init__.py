@@ -34,9 +34,11 @@ from .node import Node as Node
 from .pattern import ANY as ANY
 from .pid import Pid as Pid
 from .pid import Ref as Ref
+from .pid import TimerRef as TimerRef
 from .pid import parse_pid as parse_pid
 from .primitives import demonitor as demonitor
 from .primitives import disconnect_node as disconnect_node
+from .primitives import cancel_timer as cancel_timer
 from .primitives import exit as exit  # noqa: A004 - Erlang's name
 from .primitives import flush as flush
 from .primitives import get_cookie as get_cookie
@@ -50,11 +52,14 @@ from .primitives import nodes as nodes
 from .primitives import ping as ping
 from .primitives import process_info as process_info
 from .primitives import processes as processes
+from .primitives import read_timer as read_timer
 from .primitives import receive as receive
 from .primitives import register as register
 from .primitives import registered as registered
 from .primitives import self as self
 from .primitives import send as send
+from .primitives import send_after as send_after
+from .primitives import send_interval as send_interval
 from .primitives import set_cookie as set_cookie
 from .primitives import spawn as spawn
 from .primitives import spawn_link as spawn_link
@@ -72,12 +77,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY", "AlreadyStarted", "BadArg", "ChildSpec", "CookieError", "Crash", "Down", "EpmdError", "ExitSignal", "GenServer",
     "MpactorsError", "Node", "NodeDown", "NodeError", "NodeUp", "NoProc", "NotAlive", "Pid",
-    "ProcessExit", "Ref", "RemoteError", "TLS", "Timeout", "Trace", "__version__", "demonitor", "global_registry", "introspect", "pg", "rpc",
+    "ProcessExit", "Ref", "RemoteError", "TLS", "Timeout", "TimerRef", "Trace", "__version__", "demonitor", "global_registry", "introspect", "pg", "rpc",
     "disconnect_node", "exit", "flush", "get_cookie", "link", "make_ref", "monitor",
     "monitor_node", "monitor_nodes", "node", "nodes", "parse_pid", "ping",
     "process_info", "processes", "receive", "register", "registered", "self", "send",
     "set_cookie", "spawn", "spawn_link", "spawn_monitor", "Supervisor", "trap_exit", "unlink",
-    "unregister", "whereis",
+    "unregister", "whereis", "send_after", "send_interval", "cancel_timer", "read_timer",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import BadArg
 
-__all__ = ["Pid", "Ref", "parse_pid"]
+__all__ = ["Pid", "Ref", "TimerRef", "parse_pid"]
 
 
 class Pid:
@@ -125,3 +125,47 @@ class Ref:
 
     def __repr__(self) -> str:
         return f"#Ref<{self.node}.{self.n}>"
+
+
+class TimerRef:
+    """A pending timer of ``send_after``/``send_interval``: ``TimerRef(node, creation, n)``.
+
+    Give it to :func:`mpactors.cancel_timer` or :func:`mpactors.read_timer`
+    from any process of the node that made it.
+    """
+
+    __slots__ = ("node", "creation", "n")
+
+    node: str
+    creation: int
+    n: int
+
+    def __init__(self, node: str, creation: int, n: int) -> None:
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "creation", creation)
+        object.__setattr__(self, "n", n)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("TimerRef is immutable")
+
+    @classmethod
+    def make(cls, node: str, creation: int, salt: int) -> TimerRef:
+        """A new timer reference, unique on this node incarnation (``salt`` is the OS pid)."""
+        return cls(node, creation, (salt << 40) | next(_ref_counter))
+
+    def __reduce__(self) -> tuple:
+        return (TimerRef, (self.node, self.creation, self.n))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is TimerRef
+            and self.n == other.n  # type: ignore[union-attr]
+            and self.node == other.node  # type: ignore[union-attr]
+            and self.creation == other.creation  # type: ignore[union-attr]
+        )
+
+    def __hash__(self) -> int:
+        return hash(("timer", self.node, self.creation, self.n))
+
+    def __repr__(self) -> str:
+        return f"#TimerRef<{self.node}.{self.n}>"

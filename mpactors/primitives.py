@@ -7,19 +7,20 @@ done by the calling process's context (:mod:`mpactors._core._context`).
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, List, Optional, Tuple
 
 from . import _codec
 from ._core._context import check_timeout, current
 from .errors import BadArg
-from .pid import Pid, Ref
+from .pid import Pid, Ref, TimerRef
 
 __all__ = [
     "self", "node", "nodes", "send", "receive", "spawn", "spawn_link", "spawn_monitor",
     "link", "unlink", "trap_exit", "exit", "monitor", "demonitor", "register",
     "unregister", "whereis", "registered", "processes", "process_info", "ping",
     "disconnect_node", "monitor_node", "monitor_nodes", "get_cookie", "set_cookie",
-    "make_ref", "flush",
+    "make_ref", "flush", "send_after", "send_interval", "cancel_timer", "read_timer",
 ]
 
 def self() -> Pid:
@@ -281,3 +282,67 @@ def get_cookie(node: Optional[str] = None) -> Any:
 def set_cookie(cookie: Any, node: Optional[str] = None) -> None:
     """Set this node's cookie, or the cookie used towards ``node`` only."""
     current().call("set_cookie", cookie, node)
+
+
+# -- timers (kept by the node's kernel: mpactors._core._timers) ---------------
+def _start_timer(seconds: Any, dest: Any, msg: Any, interval: bool) -> TimerRef:
+    what = "send_interval" if interval else "send_after"
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0 \
+            or seconds == float("inf") or (interval and seconds == 0):
+        need = "a positive" if interval else "a non-negative"
+        raise BadArg(f"{what} needs {need} finite number of seconds, not {seconds!r}")
+    is_pid = type(dest) is Pid
+    is_name = isinstance(dest, str) and bool(dest)
+    is_remote = isinstance(dest, tuple) and len(dest) == 2 and all(isinstance(x, str) and x for x in dest)
+    if not (is_pid or is_name or is_remote):
+        raise BadArg(f"{what} cannot send to {dest!r}: expected a Pid, a registered name or (name, node)")
+    payload = _codec.dumps(msg)
+    proc = current()
+    ref = TimerRef.make(proc.node_name, proc.creation, os.getpid())
+    return proc.call("send_after", ref, float(seconds), float(seconds) if interval else None, dest, payload)
+
+
+def send_after(seconds: float, dest: Any, msg: Any) -> TimerRef:
+    """Deliver ``msg`` to ``dest`` after ``seconds``; returns a :class:`TimerRef`.
+
+    The node keeps the timer (no process per timer). ``dest`` is anything
+    :func:`send` takes; a registered name is looked up when the timer fires
+    and, as in Erlang, the message is dropped without error if nothing is
+    registered then. When the caller (the timer's owner) dies, its timers are
+    cancelled.
+
+    Raises:
+        BadArg: ``seconds`` is not a non-negative number, ``dest`` is not a
+            destination, or ``msg`` cannot be pickled.
+    """
+    return _start_timer(seconds, dest, msg, interval=False)
+
+
+def send_interval(seconds: float, dest: Any, msg: Any) -> TimerRef:
+    """Deliver ``msg`` to ``dest`` every ``seconds`` until :func:`cancel_timer` or the caller dies.
+
+    A tick that falls due while the node is too busy to deliver it is
+    skipped rather than delivered in a burst.
+    """
+    return _start_timer(seconds, dest, msg, interval=True)
+
+
+def _check_timer_ref(ref: Any, what: str) -> TimerRef:
+    if type(ref) is not TimerRef:
+        raise BadArg(f"{what} needs a TimerRef (from send_after or send_interval), not {ref!r}")
+    return ref
+
+
+def cancel_timer(ref: TimerRef) -> Optional[float]:
+    """Cancel a timer: the seconds that were left, or None if it already fired or was cancelled.
+
+    When a number is returned, the timer's message never arrives; when None
+    is returned, a one-shot timer's message was delivered (once). Any process
+    of the timer's node may cancel it; a TimerRef of another node gives None.
+    """
+    return current().call("cancel_timer", _check_timer_ref(ref, "cancel_timer"))
+
+
+def read_timer(ref: TimerRef) -> Optional[float]:
+    """Seconds until the timer fires (its next tick for ``send_interval``), or None if it is not pending."""
+    return current().call("read_timer", _check_timer_ref(ref, "read_timer"))

@@ -8,7 +8,8 @@ send theirs over their control connections. The loop waits on one selector::
     wake pipe       <- requests from threads of this process (call/cast)
     control conns   <- requests and exit reports from actors
     sentinels       <- an actor process ended (SIGKILL included): no polling
-    timers          -> escalate SIGTERM to SIGKILL, give up on late replies
+    timers          -> escalate SIGTERM to SIGKILL, give up on late replies;
+                       and the processes' send_after timers (_timers.py)
 
 Bookkeeping requests (names, ``process_info``, the cluster) are in
 ``_kernel_ops.py``; this module keeps the loop, spawning, exits, links,
@@ -50,6 +51,7 @@ from ..errors import BadArg, MpactorsError, NodeError
 from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter, make_pipe
 from ..messages import Down, ExitSignal
 from ._kernel_ops import DEFER, FdReply, KernelOps
+from ._timers import TimerOps, TimerTable, timer_wait
 from ..pid import Pid, Ref
 
 __all__ = ["Kernel", "ProcRec", "DEFER"]
@@ -87,7 +89,7 @@ class ProcRec:
 Reply = Tuple[Any, ...]  # ("local", Slot) | ("actor", ProcRec, tag) | ("fn", callable)
 
 
-class Kernel(KernelOps):
+class Kernel(KernelOps, TimerOps):
     """The node's kernel thread and its tables (see the module docstring)."""
 
     def __init__(self, node_name: str, creation: int, start_method: str, main_mailbox_fds: Tuple[int, int]) -> None:
@@ -103,6 +105,7 @@ class Kernel(KernelOps):
         self._ids = itertools.count(1)
         self._tags = itertools.count(1)
         self._timers: List[Tuple[float, int, Callable[[], None]]] = []
+        self.timer_table = TimerTable()  # send_after/send_interval (_timers.py)
         self._info_pending: Dict[int, Tuple[Reply, Dict[str, Any], ProcRec]] = {}
         self.procs: Dict[int, ProcRec] = {}
         self.names: Dict[str, Pid] = {}
@@ -183,6 +186,7 @@ class Kernel(KernelOps):
         timeout = None
         if self._timers:
             timeout = max(0.0, self._timers[0][0] - time.monotonic())
+        timeout = timer_wait(self.timer_table, timeout, time.monotonic())
         for key, _ in self.sel.select(timeout):
             if self._stopping:
                 return  # _begin_stop handled the rest of this batch
@@ -199,6 +203,7 @@ class Kernel(KernelOps):
         while self._timers and self._timers[0][0] <= now:
             _, _, fn = heapq.heappop(self._timers)
             fn()
+        self.fire_timers(time.monotonic())
 
     def _run_inbox(self) -> None:
         try:
@@ -411,6 +416,7 @@ class Kernel(KernelOps):
         """Forget ``rec`` and fire its links and monitors with ``reason``."""
         rec.alive = False
         pid = rec.pid
+        self.timer_table.owner_died(pid)
         if rec.pid.id != 0:
             del self.procs[pid.id]
             self.writers.pop(pid.id, None)
