@@ -15,6 +15,7 @@ spawn 100 / 1,000      bare multiprocessing.Process, same start method  <= 1.5x 
 idle actor USS         a bare idle child                                <= 2.0x
 ring 100 x 1,000       100 bare children linked by Queues               (none)
 16-node mesh           (seconds until every node sees the 15 others)    (none)
+timer lateness         a bare child's Connection.poll(timeout)          <= 10 ms (95th percentile)
 =====================  ===============================================  ============================
 
 Each figure is the median of several repetitions, and each repetition runs the
@@ -46,7 +47,7 @@ from ._util import WAIT, BenchError, Row, Sub, median, raise_fd_limit
 __all__ = ["main", "run", "table", "machine", "Settings", "GROUPS", "GROUP_ROWS"]
 
 #: Benchmark groups, in the order they run (``--only`` picks some).
-GROUPS = ("local_rt", "local_tput", "remote", "spawn", "uss", "ring", "mesh")
+GROUPS = ("local_rt", "local_tput", "remote", "spawn", "uss", "ring", "mesh", "timers")
 
 _KIB = 1024
 _SIZES = (("small", 0), ("1k", _KIB), ("64k", 64 * _KIB))
@@ -75,6 +76,7 @@ class Settings:
     peer_rounds: int
     peer_n: int
     start_method: str
+    timers_n: int = 50
     quick: bool = False
 
     @classmethod
@@ -94,7 +96,7 @@ class Settings:
             remote_rt_rounds=500, remote_tput={"small": 5000, "1k": 2000, "64k": 200},
             spawn_small=100, spawn_large=250, spawn_large_reps=1, uss_children=4,
             ring_n=20, ring_m=100, ring_reps=1, mesh_nodes=16, mesh_reps=1,
-            peer_rounds=500, peer_n=2000, start_method=start_method, quick=True,
+            peer_rounds=500, peer_n=2000, start_method=start_method, quick=True, timers_n=20,
         )
 
 
@@ -248,9 +250,26 @@ def _mesh(s: Settings) -> List[Row]:
     return [row]
 
 
+_TIMER_DELAY = 0.02
+
+
+def _timers(s: Settings) -> List[Row]:
+    row = Row("timer_lateness", f"timer lateness on an idle node (send_after {_TIMER_DELAY * 1e3:g} ms, 95th percentile)",
+              "ms", "lower", baseline_name="bare child: Connection.poll(timeout)", target_abs=10.0,
+              params={"timers": s.timers_n, "delay_ms": _TIMER_DELAY * 1e3},
+              note="from before send_after until the actor has the message, one timer at a time")
+
+    def step() -> None:
+        row.baseline_samples.append(local.timer_late_raw(s.timers_n, _TIMER_DELAY) * 1e3)
+        row.samples.append(local.timer_late_mpactors(s.timers_n, _TIMER_DELAY) * 1e3)
+
+    _repeat([row], s.reps, [step])
+    return [row]
+
+
 _GROUP_FNS: Dict[str, Callable[[Settings], List[Row]]] = {
     "local_rt": _local_rt, "local_tput": _local_tput, "remote": _remote, "spawn": _spawn,
-    "uss": _uss, "ring": _ring, "mesh": _mesh,
+    "uss": _uss, "ring": _ring, "mesh": _mesh, "timers": _timers,
 }
 #: The row ids each group gives, in order (the smoke test checks them all).
 GROUP_ROWS: Dict[str, List[str]] = {
@@ -258,6 +277,7 @@ GROUP_ROWS: Dict[str, List[str]] = {
     "local_tput": [f"local_tput_{k}" for k, _ in _SIZES],
     "remote": ["remote_rt"] + [f"remote_tput_{k}" for k, _ in _SIZES],
     "spawn": ["spawn_100", "spawn_1000"], "uss": ["idle_uss"], "ring": ["ring"], "mesh": ["mesh_16"],
+    "timers": ["timer_lateness"],
 }
 
 

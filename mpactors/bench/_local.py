@@ -20,12 +20,13 @@ from typing import Any, List, Optional, Tuple
 
 import psutil
 
-from .. import Node, receive, self, send, spawn
+from .. import Node, receive, self, send, send_after, spawn
 from ._util import WAIT, BenchError, running, wait_conn
 
 __all__ = [
     "rt_actors", "tput_actors", "payload_of", "rt_mpactors", "rt_raw_queue", "rt_raw_pipe", "tput_mpactors", "tput_raw_queue",
     "spawn_mpactors", "spawn_raw", "uss_mpactors", "uss_raw", "ring_mpactors", "ring_raw_queue",
+    "timer_late_mpactors", "timer_late_raw",
 ]
 
 _now = time.perf_counter
@@ -375,3 +376,49 @@ def ring_raw_queue(n: int, m: int) -> float:
         dt = _now() - t0
         round_trip(None)
     return (n + 1) * m / dt
+
+
+# -- timer lateness ------------------------------------------------------------------
+def _p95(values: List[float]) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * 0.95))]
+
+
+def _timer_actor(n: int, delay: float, report_to: Any) -> None:
+    me = self()
+    late = []
+    for i in range(n):
+        t0 = _now()
+        send_after(delay, me, i)
+        receive(i)
+        late.append(_now() - t0 - delay)
+    send(report_to, late)
+
+
+def timer_late_mpactors(n: int, delay: float) -> float:
+    """95th percentile of how late ``n`` timers (``send_after(delay)``, one at a time) reach an actor of an idle node.
+
+    Measured from before the ``send_after`` call, so it includes the request
+    to the kernel: an upper bound of the lateness.
+    """
+    with Node():
+        spawn(_timer_actor, n, delay, self())
+        return _p95(receive(list, timeout=WAIT + n * delay))
+
+
+def _raw_sleeper(n: int, delay: float, out: Any) -> None:
+    r, w = multiprocessing.Pipe(duplex=False)  # nobody writes: poll waits its whole timeout
+    late = []
+    for _ in range(n):
+        t0 = _now()
+        r.poll(delay)
+        late.append(_now() - t0 - delay)
+    out.send(late)
+
+
+def timer_late_raw(n: int, delay: float) -> float:
+    """The same figure for a bare child waiting ``delay`` in ``Connection.poll`` (the floor of a Python wake-up)."""
+    ctx = _ctx()
+    r, w = ctx.Pipe(duplex=False)
+    with running([ctx.Process(target=_raw_sleeper, args=(n, delay, w))]):
+        return _p95(wait_conn(r, WAIT + n * delay))
