@@ -142,8 +142,14 @@ def spawn_monitor(fn: Callable[..., Any], /, *args: Any, node: Optional[str] = N
 def link(pid: Pid) -> None:
     """Link the calling process to ``pid``: when either dies, the other gets an exit signal.
 
-    Linking to a dead process sends ``ExitSignal(pid, 'noproc')`` to a caller
-    that traps exits, as Erlang does.
+    Linking to a local process that is already dead sends
+    ``ExitSignal(pid, 'noproc')`` to a caller that traps exits, and raises
+    :class:`~mpactors.NoProc` in a caller that does not, as Erlang does. For
+    a remote pid the exit signal ``'noproc'`` comes back from its node and
+    arrives as a message or kills, by the usual rules.
+
+    Raises:
+        NoProc: ``pid`` is a dead local process and the caller does not trap exits.
     """
     current().call("link", pid)
 
@@ -177,7 +183,11 @@ def exit(pid_or_reason: Any, reason: Any = None) -> None:  # noqa: A001 - Erlang
 
 
 def monitor(pid: Any) -> Ref:
-    """Monitor ``pid`` (or a registered name): ``Down(ref, pid, reason)`` arrives once."""
+    """Monitor ``pid``, a registered name or ``(name, node)``: ``Down(ref, pid, reason)`` arrives once.
+
+    For a monitor taken on a name, ``Down.pid`` is ``(name, node)`` (the
+    node's full name), as Erlang names a monitored registered process.
+    """
     return current().call("monitor", pid)
 
 

@@ -45,9 +45,9 @@ import psutil
 
 from .. import _codec, config
 from . import _procs
-from ._util import Slot, check_pid
+from ._util import NamedTarget, Slot, check_pid
 from ._worker import Boot, bootstrap
-from ..errors import BadArg, MpactorsError, NodeError
+from ..errors import BadArg, MpactorsError, NodeError, NoProc
 from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter, make_pipe
 from ..messages import Down, ExitSignal
 from ._kernel_ops import DEFER, FdReply, KernelOps
@@ -456,7 +456,10 @@ class Kernel(KernelOps, TimerOps):
         ``demonitor(ref, flush=True)`` is final even for a remote target.
         """
         wrec = self.local_rec(watcher)
-        if wrec is not None and wrec.monitors.pop(ref, None) is not None:
+        held = wrec.monitors.pop(ref, None) if wrec is not None else None
+        if held is not None:
+            if isinstance(held, tuple):  # taken on a name: Down names (name, node), as in Erlang
+                target = (held[0], held[1])
             wrec.writer.put(_codec.dumps(Down(ref, target, reason)), 0)
 
     def _signal(self, frm: Pid, to: Pid, reason: Any, link: bool) -> None:
@@ -541,10 +544,11 @@ class Kernel(KernelOps, TimerOps):
                 raise NodeError(f"cannot link to {pid}: node {self.node_name} is not distributed")
             self.dist.link(caller, pid)
             return True
-        if self.local_rec(pid) is None:
+        if self.local_rec(pid) is None:  # Erlang: a trapping caller gets {'EXIT', Pid, noproc}, others raise
             crec = self.local_rec(caller)
-            if crec is not None and crec.trap_exit:
-                self.deliver(caller, ExitSignal(pid, "noproc"))
+            if crec is None or not crec.trap_exit:
+                raise NoProc(f"cannot link to {pid}: no such process")
+            self.deliver(caller, ExitSignal(pid, "noproc"))
             return True
         self._add_link(caller, pid)
         return True
@@ -578,11 +582,11 @@ class Kernel(KernelOps, TimerOps):
         self._signal(caller, pid, reason, link=False)
         return True
 
-    def _add_monitor(self, watcher: Pid, target: ProcRec, ref: Ref) -> None:
+    def _add_monitor(self, watcher: Pid, target: ProcRec, ref: Ref, named: Optional[NamedTarget] = None) -> None:
         target.monitored_by[ref] = watcher
         wrec = self.local_rec(watcher)
         if wrec is not None:
-            wrec.monitors[ref] = target.pid
+            wrec.monitors[ref] = target.pid if named is None else named
 
     def op_monitor(self, caller: Pid, target: Any) -> Ref:
         ref = self.make_ref()
@@ -592,6 +596,10 @@ class Kernel(KernelOps, TimerOps):
             pid = self.names.get(target)
             if pid is None:
                 self.deliver(caller, Down(ref, (target, self.node_name), "noproc"))
+                return ref
+            rec = self.local_rec(pid)
+            if rec is not None:
+                self._add_monitor(caller, rec, ref, NamedTarget(target, self.node_name, pid))
                 return ref
             target = pid
         remote_name = isinstance(target, tuple) and len(target) == 2 and all(isinstance(t, str) for t in target)
@@ -626,7 +634,10 @@ class Kernel(KernelOps, TimerOps):
         return True
 
     def _drop_monitor(self, ref: Ref, target: Any) -> None:
-        if isinstance(target, Pid) and target.node != self.node_name:
+        if isinstance(target, NamedTarget):
+            target = target.pid
+        node = target.node if isinstance(target, Pid) else target[1]
+        if node != self.node_name:
             if self.dist is not None:
                 self.dist.demonitor(ref, target)
             return

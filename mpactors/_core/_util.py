@@ -7,7 +7,7 @@ from typing import Any, Optional
 from ..errors import BadArg, Timeout
 from ..pid import Pid
 
-__all__ = ["Slot", "check_pid"]
+__all__ = ["Slot", "check_pid", "NamedTarget"]
 
 
 def check_pid(pid: Any) -> None:
@@ -39,3 +39,18 @@ class Slot:
         if not self.ok:
             raise self.value
         return self.value
+
+
+class NamedTarget(tuple):
+    """``(name, node)``, the target of a monitor taken on a name; ``.pid`` is the process it resolved to.
+
+    The ``Down`` of such a monitor names ``(name, node)``, as Erlang's does;
+    the kernel keeps the pid to drop the monitor from that process.
+    """
+
+    pid: Optional[Pid]
+
+    def __new__(cls, name: str, node: str, pid: Optional[Pid] = None) -> "NamedTarget":
+        self = super().__new__(cls, (name, node))
+        self.pid = pid
+        return self

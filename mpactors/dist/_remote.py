@@ -106,6 +106,8 @@ class RemoteOps:
         self._ctrl_to(pid.node, "trace", pid, flag, tracer)
 
     def _ctrl_demonitor(self, peer: Peer, ref: Ref, target: Any) -> None:
+        if isinstance(target, tuple):  # a monitor taken on (name, node): the process now under the name
+            target = self.kernel.names.get(target[0])
         rec = self.kernel.local_rec(target) if isinstance(target, Pid) else None
         if rec is not None:
             rec.monitored_by.pop(ref, None)
