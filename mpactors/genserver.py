@@ -19,9 +19,13 @@ Subclass it and override the callbacks; state lives on ``self``::
 Callback return values:
 
 * ``init``, ``handle_cast``, ``handle_info``, ``handle_continue``: ``None``,
-  or ``Continue(arg)`` to run ``handle_continue(arg)`` before the next message;
+  or ``Continue(arg)`` to run ``handle_continue(arg)`` before the next message,
+  or ``IdleTimeout(seconds)``: if no message arrives within ``seconds``,
+  ``handle_info(IdleTimeout(seconds))`` runs (Erlang's ``{noreply, S, T}``
+  and its ``timeout`` message; any message cancels it);
 * ``handle_call``: the reply, :data:`NOREPLY` (answer later with
-  :func:`reply`), or ``(reply_or_NOREPLY, Continue(arg))``.
+  :func:`reply`), or ``(reply_or_NOREPLY, Continue(arg))``, or
+  ``(reply_or_NOREPLY, IdleTimeout(seconds))`` (Erlang's ``{reply, R, S, T}``).
 
 One request mechanism: ``call(server, req)`` is
 ``wait_response(send_request(server, req))``. A request carries an *alias*
@@ -54,7 +58,7 @@ from .pid import Pid, Ref
 
 __all__ = [
     "GenServer", "call", "cast", "reply", "stop", "request_stop", "send_request", "wait_response", "check_response",
-    "multi_call", "abcast", "Continue", "RequestId", "NOREPLY", "From",
+    "multi_call", "abcast", "Continue", "IdleTimeout", "RequestId", "NOREPLY", "From",
 ]
 
 #: Return it from ``handle_call`` to answer later with :func:`reply`.
@@ -73,6 +77,27 @@ class Continue(NamedTuple):
     """
 
     arg: Any
+
+
+class IdleTimeout(NamedTuple):
+    """Return ``IdleTimeout(seconds)`` from a callback: ``handle_info(IdleTimeout(seconds))`` runs
+    if no message arrives within ``seconds`` (Erlang's gen_server timeout).
+
+    Any message that arrives first cancels it (the callback that handles
+    that message may return a new one). ``handle_call`` returns
+    ``(reply, IdleTimeout(seconds))``.
+    """
+
+    seconds: float
+
+
+def _after(result: Any) -> Any:
+    """Check a callback's ``Continue``/``IdleTimeout`` result; other values mean neither."""
+    if type(result) is IdleTimeout:
+        check_timeout(result.seconds)
+        if result.seconds is None:
+            raise BadArg("IdleTimeout needs a number of seconds, not None")
+    return result
 
 
 class RequestId(NamedTuple):
@@ -240,9 +265,14 @@ def _loop(cls: type, args: tuple, kwargs: dict, name: Optional[str], starter: Pi
 def _serve(server: GenServer, result: Any) -> None:
     """Run ``handle_continue`` chains and the receive loop until the server stops."""
     try:
-        _continue(server, result)
+        idle = _continue(server, result)
         while server._stop_reason is None:
-            _continue(server, _dispatch(server, primitives.receive()))
+            try:
+                msg = primitives.receive(timeout=None if idle is None else idle.seconds)
+            except Timeout:
+                idle = _continue(server, server.handle_info(idle))
+                continue
+            idle = _continue(server, _dispatch(server, msg))
     except BaseException as exc:
         if isinstance(exc, ProcessExit):
             server.terminate(exc.reason)
@@ -254,9 +284,11 @@ def _serve(server: GenServer, result: Any) -> None:
         raise ProcessExit(server._stop_reason)
 
 
-def _continue(server: GenServer, result: Any) -> None:
+def _continue(server: GenServer, result: Any) -> Optional[IdleTimeout]:
+    """Run ``handle_continue`` while callbacks return ``Continue``; the ``IdleTimeout`` to wait with, if any."""
     while type(result) is Continue and server._stop_reason is None:
         result = server.handle_continue(result.arg)
+    return _after(result) if type(result) is IdleTimeout else None
 
 
 def _dispatch(server: GenServer, msg: Any) -> Any:
@@ -265,7 +297,7 @@ def _dispatch(server: GenServer, msg: Any) -> Any:
         _, frm, request = msg
         result = server.handle_call(request, frm)
         then = None
-        if type(result) is tuple and len(result) == 2 and type(result[1]) is Continue:
+        if type(result) is tuple and len(result) == 2 and type(result[1]) in (Continue, IdleTimeout):
             result, then = result
         if result is not NOREPLY:
             reply(frm, result)
@@ -540,3 +572,4 @@ GenServer.check_response = staticmethod(check_response)  # type: ignore[attr-def
 GenServer.multi_call = staticmethod(multi_call)  # type: ignore[attr-defined]
 GenServer.abcast = staticmethod(abcast)  # type: ignore[attr-defined]
 GenServer.Continue = Continue  # type: ignore[attr-defined]
+GenServer.IdleTimeout = IdleTimeout  # type: ignore[attr-defined]
