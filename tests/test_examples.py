@@ -64,3 +64,43 @@ def test_the_supervision_tree_heals_a_killed_worker_and_a_killed_node(mpactors_h
     assert out.count("healed: pinger says ('pong', 'tree_b@") == 2
     assert "keeper: node tree_b@" in out and out.rstrip().endswith("done")
     assert not epmd.is_running(port=port, timeout=1.0)
+
+
+@pytest.mark.timeout(300)
+def test_the_chat_room_spans_three_nodes_and_loses_a_killed_one(mpactors_home: str) -> None:
+    from mpactors import epmd
+
+    from support import free_port
+
+    port = free_port()  # no port mapper there: the example starts one, and must stop it
+    out = run("chat.py", env={"MPACTORS_COOKIE": "example-cookie", "MPACTORS_EPMD_PORT": str(port)})
+    assert "every node sees alice, bob, carol in the room" in out
+    for who in ("alice", "bob", "carol"):
+        for line in ("alice: hello, room", "bob: hi alice", "carol: hey both"):
+            assert f"{who:5} hears {line}" in out
+    assert "alice saw carol leave the room" in out and "bob saw carol leave the room" in out
+    assert "the room now: alice, bob" in out
+    after = out[out.index("the room now"):]
+    assert "carol hears" not in after and after.count(" hears ") == 4
+    assert out.rstrip().endswith("done")
+    assert not epmd.is_running(port=port, timeout=1.0)
+
+
+@pytest.mark.timeout(300)
+def test_the_global_scheduler_moves_when_its_node_is_killed(mpactors_home: str) -> None:
+    import re
+
+    from mpactors import epmd
+
+    from support import free_port
+
+    port = free_port()
+    out = run("scheduler.py", env={"MPACTORS_COOKIE": "example-cookie", "MPACTORS_EPMD_PORT": str(port)})
+    first = re.search(r"the scheduler started on (sched_[bc])@", out)
+    again = re.search(r"the scheduler started again on (sched_[bc])@", out)
+    assert first and again and first[1] != again[1], out
+    assert re.search(rf"SIGKILL node {first[1]}@", out)
+    assert re.search(rf"moved: {first[1]}@\S+ -> {again[1]}@", out)
+    assert "global names: ['scheduler']" in out
+    assert out.rstrip().endswith("done")
+    assert not epmd.is_running(port=port, timeout=1.0)
