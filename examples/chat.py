@@ -18,19 +18,15 @@ On the way out it stops the nodes, and the port mapper if it started one.
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
 from typing import Any, Callable, Dict, List
 
+from _cluster import DEADLINE, OtherNode, other_nodes, serve_if_asked, until
+
 import mpactors
-from mpactors import epmd, pg, rpc
+from mpactors import pg, rpc
 from mpactors.pg import PgEvent
 
 ROOM = "room"
-DEADLINE = 60.0  # seconds any step may take (generous: a loaded machine)
 
 
 def user(name: str, transcript: mpactors.Pid) -> None:
@@ -53,36 +49,6 @@ def user(name: str, transcript: mpactors.Pid) -> None:
             return
 
 
-def run_node(name: str) -> None:
-    """Body of the other nodes' processes: a node that lives until its stdin closes."""
-    with mpactors.Node(name) as node:
-        print("ready", node.name, flush=True)
-        sys.stdin.read()
-
-
-def start_node(name: str) -> "tuple[subprocess.Popen, str]":
-    proc = subprocess.Popen([sys.executable, __file__, "--node", name], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
-    if line[:1] != ["ready"]:
-        proc.kill()
-        proc.wait()
-        raise SystemExit(f"node {name} did not start")
-    return proc, line[1]
-
-
-def until(what: str, check: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"gave up waiting for {what}")
-        time.sleep(0.05)  # polling other nodes' views from outside
-
-
 def expect(match: Callable[[Any], bool], what: str) -> Any:
     try:
         return mpactors.receive(match, timeout=DEADLINE)
@@ -90,7 +56,8 @@ def expect(match: Callable[[Any], bool], what: str) -> Any:
         raise SystemExit(f"gave up waiting for {what}") from None
 
 
-def chat(nodes: Dict[str, str], procs: Dict[str, subprocess.Popen]) -> None:
+def chat(a: str, b: OtherNode, c: OtherNode) -> None:
+    nodes = {"a": a, "b": b.name, "c": c.name}
     me = mpactors.self()
     users: Dict[str, mpactors.Pid] = {}
     names: Dict[mpactors.Pid, str] = {}
@@ -116,9 +83,8 @@ def chat(nodes: Dict[str, str], procs: Dict[str, subprocess.Popen]) -> None:
 
     converse([("alice", "hello, room"), ("bob", "hi alice"), ("carol", "hey both")], ["alice", "bob", "carol"])
 
-    print(f"SIGKILL node {nodes['c']} (os pid {procs['c'].pid}), carol's node")
-    os.kill(procs["c"].pid, signal.SIGKILL)
-    procs["c"].wait()
+    print(f"SIGKILL node {c.name} (os pid {c.proc.pid}), carol's node")
+    c.kill()
     for who in ("alice", "bob"):
         _, _, kind, pid = expect(lambda m, w=who: m[:3] == ("saw", w, "leave") and m[3] == users["carol"],
                                  f"{who} to see carol leave")
@@ -132,38 +98,15 @@ def chat(nodes: Dict[str, str], procs: Dict[str, subprocess.Popen]) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--node"]:
-        run_node(sys.argv[2])
+    if serve_if_asked():  # this process was started as node chat_b or chat_c
         return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    our_epmd = epmd.ensure_running()  # the OS pid if we started the port mapper
-    procs: Dict[str, subprocess.Popen] = {}
-    try:
-        nodes = {}
-        for key in ("b", "c"):
-            procs[key], nodes[key] = start_node(f"chat_{key}")
+    with other_nodes(__file__, ["chat_b", "chat_c"]) as others:
         with mpactors.Node("chat_a") as node:
-            nodes["a"] = node.name
-            for key in ("b", "c"):
-                if mpactors.ping(nodes[key]) != "pong":
-                    raise SystemExit(f"cannot reach {nodes[key]}")
-            chat(nodes, procs)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                assert proc.stdin is not None
-                proc.stdin.close()  # the node leaves its `with Node` block and stops
-        for proc in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if our_epmd is not None:
-            try:
-                epmd.kill()
-            except mpactors.EpmdError:
-                os.kill(our_epmd, signal.SIGTERM)
+            for other in others.values():
+                if mpactors.ping(other.name) != "pong":
+                    raise SystemExit(f"cannot reach {other.name}")
+            chat(node.name, others["chat_b"], others["chat_c"])
     print("done")
 
 

@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
-import sys
-import time
-from typing import Any, Callable, Dict
+from typing import Any, List
+
+from _cluster import DEADLINE, OtherNode, other_nodes, serve_if_asked, until
 
 import mpactors
-from mpactors import AlreadyStarted, Down, GenServer, epmd, genserver, global_registry
+from mpactors import AlreadyStarted, Down, GenServer, genserver, global_registry
 
 NAME = "scheduler"
-DEADLINE = 60.0  # seconds any step may take (generous: a loaded machine)
 
 
 class Scheduler(GenServer):
@@ -67,40 +64,6 @@ def candidate(report_to: mpactors.Pid) -> None:
         mpactors.receive(lambda m: type(m) is Down and m.ref == ref)
 
 
-def run_node(name: str) -> None:
-    """Body of the other nodes' processes: a node that lives until its stdin closes."""
-    with mpactors.Node(name) as node:
-        print("ready", node.name, flush=True)
-        sys.stdin.read()
-
-
-def start_node(name: str) -> "tuple[subprocess.Popen, str]":
-    proc = subprocess.Popen([sys.executable, __file__, "--node", name], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
-    if line[:1] != ["ready"]:
-        proc.kill()
-        proc.wait()
-        raise SystemExit(f"node {name} did not start")
-    return proc, line[1]
-
-
-def until(what: str, check: Callable[[], Any]) -> Any:
-    """Retry ``check`` until it returns a true value without raising; fail after DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except mpactors.MpactorsError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"gave up waiting for {what}")
-        time.sleep(0.1)  # polling from outside the cluster's own signals
-
-
 def where() -> Any:
     return genserver.call(("global", NAME), "where", timeout=2.0)
 
@@ -111,20 +74,19 @@ def job_ran_twice() -> Any:
     return (node, os_pid, runs) if runs >= 2 else None
 
 
-def demo(nodes: Dict[str, str], procs: Dict[str, subprocess.Popen]) -> None:
+def demo(others: List[OtherNode]) -> None:
     me = mpactors.self()
-    for key in ("b", "c"):
-        mpactors.spawn(candidate, me, node=nodes[key])
+    for other in others:
+        mpactors.spawn(candidate, me, node=other.name)
     first_node, first_pid = mpactors.receive(lambda m: m[0] == "started", timeout=DEADLINE)[1:]
     print(f"the scheduler started on {first_node}: {first_pid}")
     until("the name to be known here", lambda: global_registry.whereis_name(NAME) == first_pid)
     node, os_pid, runs = until("the job to run twice", job_ran_twice)
     print(f"call(('global', {NAME!r}), 'where') -> {node}, os pid {os_pid}, job ran {runs} times")
 
-    key = next(k for k, n in nodes.items() if n == node)
-    print(f"SIGKILL node {node} (os pid {procs[key].pid})")
-    os.kill(procs[key].pid, signal.SIGKILL)
-    procs[key].wait()
+    running_it = next(other for other in others if other.name == node)
+    print(f"SIGKILL node {node} (os pid {running_it.proc.pid})")
+    running_it.kill()
 
     new_node, new_pid = mpactors.receive(lambda m: m[0] == "started", timeout=DEADLINE)[1:]
     print(f"the scheduler started again on {new_node}: {new_pid}")
@@ -135,37 +97,15 @@ def demo(nodes: Dict[str, str], procs: Dict[str, subprocess.Popen]) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--node"]:
-        run_node(sys.argv[2])
+    if serve_if_asked():  # this process was started as node sched_b or sched_c
         return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    our_epmd = epmd.ensure_running()  # the OS pid if we started the port mapper
-    procs: Dict[str, subprocess.Popen] = {}
-    try:
-        nodes = {}
-        for key in ("b", "c"):
-            procs[key], nodes[key] = start_node(f"sched_{key}")
+    with other_nodes(__file__, ["sched_b", "sched_c"]) as others:
         with mpactors.Node("sched_a"):
-            for key in ("b", "c"):
-                if mpactors.ping(nodes[key]) != "pong":
-                    raise SystemExit(f"cannot reach {nodes[key]}")
-            demo(nodes, procs)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                assert proc.stdin is not None
-                proc.stdin.close()  # the node leaves its `with Node` block and stops
-        for proc in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if our_epmd is not None:
-            try:
-                epmd.kill()
-            except mpactors.EpmdError:
-                os.kill(our_epmd, signal.SIGTERM)
+            for other in others.values():
+                if mpactors.ping(other.name) != "pong":
+                    raise SystemExit(f"cannot reach {other.name}")
+            demo(list(others.values()))
     print("done")
 
 

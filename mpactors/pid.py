@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any
+from typing import Any, Type, TypeVar
 
 from .errors import BadArg
 
@@ -87,8 +87,8 @@ def parse_pid(text: str, creation: int = 0) -> Pid:
 _ref_counter = itertools.count(1)
 
 
-class Ref:
-    """A unique reference (monitors, calls): ``Ref(node, creation, n)``."""
+class _Reference:
+    """A frozen ``(node, creation, n)``; equal only to one of the same class."""
 
     __slots__ = ("node", "creation", "n")
 
@@ -102,70 +102,48 @@ class Ref:
         object.__setattr__(self, "n", n)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Ref is immutable")
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
     @classmethod
-    def make(cls, node: str, creation: int, salt: int) -> Ref:
+    def make(cls: Type[_R], node: str, creation: int, salt: int) -> _R:
         """A new reference, unique on this node incarnation (``salt`` is the OS pid)."""
         return cls(node, creation, (salt << 40) | next(_ref_counter))
 
     def __reduce__(self) -> tuple:
-        return (Ref, (self.node, self.creation, self.n))
+        return (type(self), (self.node, self.creation, self.n))
 
     def __eq__(self, other: object) -> bool:
         return (
-            type(other) is Ref
-            and self.n == other.n  # type: ignore[union-attr]
-            and self.node == other.node  # type: ignore[union-attr]
-            and self.creation == other.creation  # type: ignore[union-attr]
+            type(other) is type(self)
+            and self.n == other.n  # type: ignore[attr-defined]
+            and self.node == other.node  # type: ignore[attr-defined]
+            and self.creation == other.creation  # type: ignore[attr-defined]
         )
 
     def __hash__(self) -> int:
         return hash((self.node, self.creation, self.n))
 
+
+_R = TypeVar("_R", bound=_Reference)
+
+
+class Ref(_Reference):
+    """A unique reference (monitors, calls): ``Ref(node, creation, n)``."""
+
+    __slots__ = ()
+
     def __repr__(self) -> str:
         return f"#Ref<{self.node}.{self.n}>"
 
 
-class TimerRef:
+class TimerRef(_Reference):
     """A pending timer of ``send_after``/``send_interval``: ``TimerRef(node, creation, n)``.
 
     Give it to :func:`mpactors.cancel_timer` or :func:`mpactors.read_timer`
-    from any process of the node that made it.
+    from any process of the node that made it. It never equals a :class:`Ref`.
     """
 
-    __slots__ = ("node", "creation", "n")
-
-    node: str
-    creation: int
-    n: int
-
-    def __init__(self, node: str, creation: int, n: int) -> None:
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "creation", creation)
-        object.__setattr__(self, "n", n)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("TimerRef is immutable")
-
-    @classmethod
-    def make(cls, node: str, creation: int, salt: int) -> TimerRef:
-        """A new timer reference, unique on this node incarnation (``salt`` is the OS pid)."""
-        return cls(node, creation, (salt << 40) | next(_ref_counter))
-
-    def __reduce__(self) -> tuple:
-        return (TimerRef, (self.node, self.creation, self.n))
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is TimerRef
-            and self.n == other.n  # type: ignore[union-attr]
-            and self.node == other.node  # type: ignore[union-attr]
-            and self.creation == other.creation  # type: ignore[union-attr]
-        )
-
-    def __hash__(self) -> int:
-        return hash(("timer", self.node, self.creation, self.n))
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"#TimerRef<{self.node}.{self.n}>"

@@ -457,7 +457,7 @@ class Kernel(KernelOps, TimerOps):
         """
         wrec = self.local_rec(watcher)
         held = wrec.monitors.pop(ref, None) if wrec is not None else None
-        if held is not None:
+        if wrec is not None and held is not None:
             if isinstance(held, tuple):  # taken on a name: Down names (name, node), as in Erlang
                 target = (held[0], held[1])
             wrec.writer.put(_codec.dumps(Down(ref, target, reason)), 0)
