@@ -9,6 +9,8 @@ SPEC_NAMES = {
     "trap_exit", "exit", "monitor", "demonitor", "monitor_node", "monitor_nodes", "process_info",
     "processes", "get_cookie", "set_cookie", "rpc", "GenServer", "Supervisor", "ANY", "BadArg",
     "Timeout", "RemoteError", "ExitSignal", "Down", "NodeUp", "NodeDown", "Pid",
+    # Part 2: semantics fixes and timers
+    "NoProc", "AlreadyStarted", "send_after", "send_interval", "cancel_timer", "read_timer", "TimerRef",
 }
 
 
@@ -41,3 +43,12 @@ def test_every_module_declares_all() -> None:
             continue
         module = importlib.import_module(info.name)
         assert isinstance(getattr(module, "__all__", None), list), f"{info.name} has no __all__"
+
+
+def test_genserver_offers_the_part_2_names() -> None:
+    from mpactors import genserver
+
+    for name in ("stop", "send_request", "wait_response", "multi_call", "abcast", "Continue", "IdleTimeout"):
+        assert name in genserver.__all__ and hasattr(genserver, name), name
+    for name in ("send_request", "wait_response", "multi_call", "abcast", "Continue", "IdleTimeout"):
+        assert getattr(mpactors.GenServer, name) is getattr(genserver, name), name
