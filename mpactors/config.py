@@ -9,6 +9,11 @@ are all in one place:
 * ``MPACTORS_START_METHOD`` - default start method for actor processes;
 * ``MPACTORS_TLS_CERT``, ``MPACTORS_TLS_KEY``, ``MPACTORS_TLS_CA``,
   ``MPACTORS_TLS_SERVER_NAME`` - TLS between nodes, when no ``tls=`` is given.
+* ``MPACTORS_PORT_RANGE`` (``LO-HI``), ``MPACTORS_INTERFACE``, ``MPACTORS_DIST_PORT``,
+  ``MPACTORS_SEEDS`` (comma separated) - where a node listens and whom it keeps
+  connected to, when ``Node(...)`` is not given them (:mod:`mpactors.dist._listen`);
+* ``MPACTORS_SHUTDOWN_TIMEOUT`` - seconds a graceful stop (SIGTERM,
+  ``Node.stop()``) waits for supervisors before the rest is killed, default 10;
 * ``MPACTORS_STACK_DUMP_SIGNAL`` - a signal name (``USR1``): on it, nodes and
   actors write every thread's Python stack to stderr (``faulthandler``); the
   pytest plugin :mod:`mpactors.testing` sets it to diagnose hung tests.
@@ -37,6 +42,9 @@ __all__ = [
     "start_method",
     "env_tls",
     "stack_dump_signal",
+    "SHUTDOWN_TIMEOUT",
+    "shutdown_timeout",
+    "env_deploy",
 ]
 
 #: The port mapper's well-known port (Erlang's epmd uses the same).
@@ -101,6 +109,31 @@ def start_method() -> Optional[str]:
 def env_tls() -> Dict[str, Optional[str]]:
     """``$MPACTORS_TLS_CERT``, ``_KEY``, ``_CA``, ``_SERVER_NAME`` as ``cert``, ``key``, ``ca``, ``server_name`` (None when unset)."""
     return {k: os.environ.get(f"MPACTORS_TLS_{k.upper()}") or None for k in ("cert", "key", "ca", "server_name")}
+
+
 def stack_dump_signal() -> Optional[str]:
     """``$MPACTORS_STACK_DUMP_SIGNAL`` (a name such as ``USR1``) or None."""
     return os.environ.get("MPACTORS_STACK_DUMP_SIGNAL") or None
+
+
+#: Default of ``MPACTORS_SHUTDOWN_TIMEOUT``: a graceful stop's time before the rest is killed.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def shutdown_timeout() -> float:
+    """``$MPACTORS_SHUTDOWN_TIMEOUT`` (seconds, >= 0), default :data:`SHUTDOWN_TIMEOUT`."""
+    value = os.environ.get("MPACTORS_SHUTDOWN_TIMEOUT")
+    if not value:
+        return SHUTDOWN_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"MPACTORS_SHUTDOWN_TIMEOUT must be a number of seconds, not {value!r}") from None
+    if not seconds >= 0:
+        raise ValueError(f"MPACTORS_SHUTDOWN_TIMEOUT must be >= 0, not {value!r}")
+    return seconds
+
+
+def env_deploy() -> Dict[str, Optional[str]]:
+    """``$MPACTORS_PORT_RANGE``, ``_INTERFACE``, ``_DIST_PORT``, ``_SEEDS`` as ``port_range``, ``interface``, ``dist_port``, ``seeds`` (None when unset)."""
+    return {k: os.environ.get(f"MPACTORS_{k.upper()}") or None for k in ("port_range", "interface", "dist_port", "seeds")}

@@ -13,7 +13,7 @@ import os
 import random
 import socket
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ._core import _procs, _stackdump
 from . import config
@@ -106,6 +106,15 @@ class Node:
             TLS (else the ``MPACTORS_TLS_*`` variables, else plain TCP). When the
             node starts in the main thread and ``SIGHUP`` has its default action,
             ``SIGHUP`` re-reads the certificate, key and CA files.
+        port_range: ``(lo, hi)``: listen on the first free port of the range
+            (else ``MPACTORS_PORT_RANGE``, ``'LO-HI'``; default any free port).
+        interface: listen on this IPv4 address only (else ``MPACTORS_INTERFACE``;
+            default all addresses).
+        dist_port: no port mapper: listen on this port and reach every node at
+            ``host:dist_port`` (else ``MPACTORS_DIST_PORT``).
+        seeds: node names to keep connected to, reconnecting with backoff
+            (``'name@dns:HOST'`` stands for every address of HOST); else
+            ``MPACTORS_SEEDS`` (comma separated). See :mod:`mpactors.dist._seeds`.
 
     ``stop()`` ends every actor of the node: each is asked to exit (SIGTERM),
     and any still alive after ``config.STOP_TIMEOUT`` seconds is SIGKILLed.
@@ -124,6 +133,10 @@ class Node:
         ticktime: float = 60.0,
         start_method: Optional[str] = None,
         tls: Optional[TLS] = None,
+        port_range: Optional[Tuple[int, int]] = None,
+        interface: Optional[str] = None,
+        dist_port: Optional[int] = None,
+        seeds: Optional[Sequence[str]] = None,
     ) -> None:
         self.name = LOCAL_NODE if name is None else full_name(name, longnames)
         self.distributed = name is not None
@@ -142,6 +155,15 @@ class Node:
         if tls is not None and not self.distributed:
             raise BadArg("`tls` needs a named node: a local-only node has no connections")
         self.tls = tls
+        self.listening: Any = None
+        self.seeds: List[str] = []
+        if self.distributed:
+            from .dist import _listen, _seeds
+
+            self.listening = _listen.Listening(port_range, interface, dist_port, hidden=hidden)
+            self.seeds = _seeds.parse_seeds(seeds if seeds is not None else config.env_deploy()["seeds"])
+        elif any(v is not None for v in (port_range, interface, dist_port, seeds)):
+            raise BadArg("`port_range`, `interface`, `dist_port` and `seeds` need a named node")
         self._unwatch_sighup: Optional[Callable[[], None]] = None
         self.kernel: Optional[Kernel] = None
         self._old_title: Optional[str] = None

@@ -31,6 +31,7 @@ from ._common import (
     check_reachable,
     connect_failures,
     cookie_option,
+    deploy_options,
     format_table,
     hidden_node,
     info_row,
@@ -106,11 +107,14 @@ def cli() -> None:
 @click.option("--hidden", is_flag=True, help="A hidden node: connects only where asked, in no one's nodes().")
 @click.option("--ticktime", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds of silence after which a peer is declared down.")
+@deploy_options
 def start(name: str, cookie: Optional[str], longnames: bool, detached: bool, hidden: bool, ticktime: float) -> None:
     """Start node NAME; it runs until SIGTERM, SIGINT or `mpactors stop`.
 
     In the foreground, logs go to stderr. With --detached the command returns
-    once the node answers a ping and prints its name and OS pid.
+    once the node answers a ping and prints its name and OS pid. SIGTERM and
+    SIGINT stop it gracefully (supervisors stop their children, terminate
+    callbacks run; after $MPACTORS_SHUTDOWN_TIMEOUT s the rest is killed).
 
     Example: mpactors start a --detached
     """

@@ -28,6 +28,8 @@ __all__ = [
     "check_reachable",
     "connect_failures",
     "cookie_option",
+    "deploy_options",
+    "uses_port_mapper",
     "format_table",
     "full_node_name",
     "hidden_node",
@@ -89,6 +91,11 @@ def local_names() -> List[str]:
     return sorted(name for name, _ in epmd.names(timeout=config.EPMD_TIMEOUT) if not name.startswith(CLI_NODE_PREFIX))
 
 
+def uses_port_mapper() -> bool:
+    """False when ``MPACTORS_DIST_PORT`` is set: nodes are at ``host:dist_port``, no port mapper is asked."""
+    return config.env_deploy()["dist_port"] is None
+
+
 def registered_locally(node: str) -> bool:
     """Whether ``node`` (on this host) is registered with the port mapper; False if none runs."""
     try:
@@ -114,7 +121,7 @@ def check_reachable(node: str) -> None:
     Raises:
         NodeError: ``node`` is on this host and not registered with its port mapper.
     """
-    if is_local(node) and not registered_locally(node):
+    if uses_port_mapper() and is_local(node) and not registered_locally(node):
         port = config.epmd_port()
         raise NodeError(f"node {node} is not running (not registered with the port mapper on port {port})")
 
@@ -288,6 +295,39 @@ def tls_options(fn: _F, hidden: bool = False) -> _F:
             callback=_set_env(var, path=metavar == "FILE"), help=f"{text} [default: ${var}].",
         )(fn)
     return fn
+
+
+_DEPLOY_OPTIONS = (
+    ("port-range", "LO-HI", "Listen on the first free port of this range (for a firewall)"),
+    ("interface", "ADDR", "Listen on this address only [default: all]"),
+    ("dist-port", "PORT", "No port mapper: listen on PORT and reach every node at host:PORT"),
+)
+
+
+def deploy_options(fn: _F) -> _F:
+    """``--port-range``, ``--interface``, ``--dist-port``, ``--seed`` of ``mpactors start``.
+
+    Like the TLS options they set the environment (``MPACTORS_PORT_RANGE``,
+    ``MPACTORS_INTERFACE``, ``MPACTORS_DIST_PORT``, ``MPACTORS_SEEDS``), which
+    the node reads - a detached node and the launcher's hidden node too.
+    """
+    fn = click.option(
+        "--seed", "seeds", multiple=True, metavar="NODE", expose_value=False, callback=_set_seeds,
+        help="Keep connected to NODE, reconnecting with backoff (repeatable; NAME@dns:HOST for every "
+             "address of HOST) [default: $MPACTORS_SEEDS].",
+    )(fn)
+    for what, metavar, text in reversed(_DEPLOY_OPTIONS):
+        var = f"MPACTORS_{what.replace('-', '_').upper()}"
+        fn = click.option(
+            f"--{what}", envvar=var, default=None, metavar=metavar, expose_value=False,
+            callback=_set_env(var, path=False), help=f"{text} [default: ${var}].",
+        )(fn)
+    return fn
+
+
+def _set_seeds(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> None:
+    if value:
+        os.environ["MPACTORS_SEEDS"] = ",".join(value)
 
 
 def _set_env(var: str, path: bool) -> Callable[[click.Context, click.Parameter, Optional[str]], None]:

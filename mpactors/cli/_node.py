@@ -42,6 +42,7 @@ from ._common import (
     is_local,
     log_file,
     registered_locally,
+    uses_port_mapper,
 )
 from ..errors import NodeError, Timeout
 from ..messages import NodeDown
@@ -130,15 +131,15 @@ def start_detached(
         NodeError: the name is taken, the node exited during start-up (the
             message quotes its log), or it did not answer within ``timeout``.
     """
-    full = Node(name, longnames=longnames).name  # validates the name; starts nothing
-    if registered_locally(full):
+    full = Node(name, longnames=longnames).name  # validates the name and options; starts nothing
+    if uses_port_mapper() and registered_locally(full):
         raise NodeError(f"node {full} is already running on this host")
     logfile = log_file(full)
     logfile.parent.mkdir(parents=True, exist_ok=True)
     offset = logfile.stat().st_size if logfile.exists() else 0
     proc = _spawn(name, logfile, cookie=cookie, longnames=longnames, hidden=hidden, ticktime=ticktime)
     deadline = time.monotonic() + timeout
-    while not registered_locally(full):
+    while uses_port_mapper() and not registered_locally(full):
         _check_alive(proc, full, logfile, offset, deadline, timeout)
         time.sleep(_POLL)
     with hidden_node(cookie):
@@ -219,7 +220,7 @@ def stop_node(node: str, *, cookie: Optional[str], timeout: float = STOP_WAIT) -
 
 
 def _wait_gone(node: str, os_pids: List[int], deadline: float) -> None:
-    while registered_locally(node) or any(_alive(p) for p in os_pids):
+    while (uses_port_mapper() and registered_locally(node)) or any(_alive(p) for p in os_pids):
         if time.monotonic() > deadline:
             left = [p for p in os_pids if _alive(p)]
             raise NodeError(f"node {node} is still running after the stop request (OS pids {left})")

@@ -1,0 +1,149 @@
+"""Deployment options on loopback: port_range, interface, dist_port, seeds, re-registration,
+code by value, graceful stops, pang reasons (SPEC Part 2, "Deployment across machines").
+
+Loopback has a whole /8: nodes that must sit on "different hosts" with the
+same port (``dist_port``) use 127.0.0.2, 127.0.0.3, ... as their interface and
+host. The multi-host versions run in network namespaces (test_deploy_hosts).
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from typing import Iterator, List
+
+import psutil
+import pytest
+from nodes import TEST_COOKIE, cluster, cookie, local_node, run_node, unique_name  # noqa: F401
+from support import SHORT_TIMEOUT, free_port, wait_until
+
+import mpactors
+from mpactors import epmd
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _listening(port: int) -> List[str]:
+    """Addresses some process listens on ``port`` at."""
+    return [c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port]
+
+
+def _port_mappers(port: int) -> List[int]:
+    """OS pids of port mappers started for ``port`` (by anyone)."""
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if "mpactors.epmd" in cmd and str(port) in cmd:
+            out.append(p.pid)
+    return out
+
+
+# -- port_range ---------------------------------------------------------------------
+def test_a_node_listens_on_the_first_free_port_of_its_range(cluster: int) -> None:
+    lo = free_port()
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", lo))
+        taken.listen()
+        with local_node("range", port_range=(lo, lo + 3)) as node:
+            assert node.kernel is not None
+            port = epmd.port_please(node.name.partition("@")[0])
+            assert port == lo + 1
+
+
+def test_a_full_port_range_is_a_node_error_naming_the_range(cluster: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    lo = free_port()
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", lo))
+        taken.listen()
+        monkeypatch.setenv("MPACTORS_PORT_RANGE", f"{lo}-{lo}")
+        with pytest.raises(mpactors.NodeError, match=f"no free port in port_range {lo}-{lo}"):
+            mpactors.Node(unique_name("full")).start()
+    # Nothing was left half-started: the same name works now.
+    with local_node("after") as node:
+        assert node.alive
+
+
+# -- interface ------------------------------------------------------------------------
+def test_a_node_listens_on_its_interface_only(cluster: int) -> None:
+    with local_node("iface", interface="127.0.0.1") as node:
+        port = epmd.port_please(node.name.partition("@")[0])
+        assert port is not None
+        assert _listening(port) == ["127.0.0.1"]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.9", port), timeout=SHORT_TIMEOUT).close()
+
+
+def test_an_interface_no_address_of_this_host_has_is_a_node_error(cluster: int) -> None:
+    with pytest.raises(mpactors.NodeError, match="no interface has that address"):
+        mpactors.Node(unique_name("noif"), interface="192.0.2.77").start()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"port_range": (9000, 8000)}, "lo <= hi"),
+        ({"port_range": "abc"}, "LO-HI"),
+        ({"port_range": (0, 10)}, "port number"),
+        ({"interface": "eth0"}, "IPv4 address"),
+        ({"dist_port": 70000}, "port number"),
+        ({"dist_port": 9100, "port_range": (9100, 9101)}, "exclude each other"),
+        ({"seeds": ["nohost"]}, "node name"),
+        ({"seeds": "a@dns:"}, "needs a host"),
+        ({"seeds": 5}, "list of node names"),
+    ],
+)
+def test_bad_deployment_options_are_refused_when_the_node_is_made(kwargs: dict, match: str) -> None:
+    with pytest.raises(mpactors.BadArg, match=match):
+        mpactors.Node("bad", **kwargs)
+    with pytest.raises(mpactors.BadArg, match="need a named node"):
+        mpactors.Node(None, **kwargs)
+
+
+def test_bad_deployment_variables_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MPACTORS_DIST_PORT", "http")
+    with pytest.raises(mpactors.BadArg, match="dist_port"):
+        mpactors.Node("bad")
+    monkeypatch.delenv("MPACTORS_DIST_PORT")
+    monkeypatch.setenv("MPACTORS_SHUTDOWN_TIMEOUT", "soon")
+    from mpactors import config
+
+    with pytest.raises(ValueError, match="MPACTORS_SHUTDOWN_TIMEOUT"):
+        config.shutdown_timeout()
+
+
+# -- dist_port: no port mapper at all ---------------------------------------------------
+@pytest.fixture
+def no_port_mapper(monkeypatch: pytest.MonkeyPatch, cookie: str, tmp_path: object) -> Iterator[int]:
+    """``MPACTORS_EPMD_PORT`` pointing at a port where nothing runs, and a ``dist_port``; yields it."""
+    epmd_port = free_port()
+    monkeypatch.setenv("MPACTORS_EPMD_PORT", str(epmd_port))
+    monkeypatch.setenv("MPACTORS_HOME", str(tmp_path))
+    yield free_port()
+    # Neither the test's nodes nor anything they ran started a port mapper.
+    assert _port_mappers(epmd_port) == []
+    assert _listening(epmd_port) == []
+
+
+def test_a_dist_port_cluster_runs_without_any_port_mapper(no_port_mapper: int) -> None:
+    port = no_port_mapper
+    env = {"MPACTORS_DIST_PORT": str(port), "MPACTORS_INTERFACE": "127.0.0.2"}
+    with run_node("dp@127.0.0.2", env=env) as b:
+        assert _listening(port) == ["127.0.0.2"]
+        with mpactors.Node("me@127.0.0.3", interface="127.0.0.3", dist_port=port):
+            assert mpactors.ping(b.name) == "pong"
+            assert mpactors.rpc.call(b.name, "mpactors:node") == b.name
+            assert b.call("mpactors.ping('me@127.0.0.3')") == "pong"
+        assert not epmd.is_running(timeout=0.5)
+
+
+def test_the_cli_reaches_a_dist_port_node_without_a_port_mapper(no_port_mapper: int) -> None:
+    port = no_port_mapper
+    env = {"MPACTORS_DIST_PORT": str(port), "MPACTORS_INTERFACE": "127.0.0.2"}
+    with run_node("cli@127.0.0.2", env=env) as b:
+        import os
+
+        full_env = dict(os.environ, MPACTORS_DIST_PORT=str(port))
+        done = subprocess.run([sys.executable, "-m", "mpactors", "rpc", b.name, "mpactors:node"],
+                              env=full_env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == repr(b.name)
