@@ -147,3 +147,103 @@ def test_the_cli_reaches_a_dist_port_node_without_a_port_mapper(no_port_mapper: 
                               env=full_env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == repr(b.name)
+
+
+# -- code of the script (__main__) travels by value ---------------------------------------
+SCRIPT = '''
+import json, sys, threading
+import mpactors
+from mpactors import rpc, genserver, supervisor
+
+OFFSET = 100
+
+def add(x):
+    return x + OFFSET
+
+class Point:
+    def __init__(self, x):
+        self.x = x
+    def moved(self):
+        return Point(add(self.x))
+
+def report(parent, x):
+    mpactors.send(parent, ("report", mpactors.node(), add(x)))
+
+def make_closure(n):
+    def inner():
+        return add(n) * 2
+    return inner
+
+class Counter(genserver.GenServer):
+    def init(self, start):
+        self.n = start
+    def handle_call(self, request, frm):
+        self.n = add(self.n) if request == "add" else self.n
+        return Point(self.n)
+
+other = sys.argv[1]
+out = {}
+with mpactors.Node(sys.argv[2]):
+    me = mpactors.self()
+    mpactors.spawn(report, me, 1, node=other)
+    out["spawn"] = list(mpactors.receive(lambda m: m[0] == "report", timeout=20)[1:])
+    out["rpc"] = rpc.call(other, add, 2, timeout=20)
+    out["closure"] = rpc.call(other, make_closure(3), timeout=20)
+    out["class"] = rpc.call(other, lambda: Point(4).moved().x, timeout=20)
+    out["instance"] = rpc.call(other, Point.moved, Point(5), timeout=20).x
+    server = Counter.start(1, node=other)
+    out["genserver"] = [genserver.call(server, "add").x, server.node]
+    genserver.stop(server)
+    sup = supervisor.Supervisor.start_link([supervisor.ChildSpec("c", Counter, (7,), node=other)])
+    child = supervisor.which_children(sup)[0][1]
+    out["supervised"] = [genserver.call(child, "get").x, child.node]
+    genserver.stop(sup)
+    numbers = (i for i in range(3))  # a generator: neither pickle nor dill can send it
+    try:
+        mpactors.spawn(lambda: next(numbers), node=other)
+        out["unsendable"] = "sent"
+    except mpactors.BadArg as exc:
+        out["unsendable"] = str(exc)
+print(json.dumps(out), flush=True)
+'''
+
+
+def test_functions_and_classes_of_the_script_travel_by_value(cluster: int, tmp_path: object) -> None:
+    from pathlib import Path
+
+    script = Path(str(tmp_path)) / "app.py"
+    script.write_text(SCRIPT)
+    with run_node(importable=False) as b:
+        done = subprocess.run([sys.executable, str(script), b.name, unique_name("app")],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["spawn"] == [b.name, 101]
+    assert out["rpc"] == 102
+    assert out["closure"] == 206
+    assert out["class"] == 104
+    assert out["instance"] == 105
+    assert out["genserver"] == [101, b.name]
+    assert out["supervised"] == [7, b.name]
+    assert "cannot pickle" in out["unsendable"] and "generator" in out["unsendable"]
+
+
+def test_a_callable_the_other_node_cannot_load_fails_at_the_caller(cluster: int, tmp_path: object) -> None:
+    from pathlib import Path
+
+    module = Path(str(tmp_path)) / "only_here_mod.py"
+    module.write_text("def work():\n    return 'worked'\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import only_here_mod  # type: ignore[import-not-found]
+
+        with run_node(importable=False) as b, local_node("loader"):
+            with pytest.raises(mpactors.BadArg, match="cannot load .*No module named 'only_here_mod'"):
+                mpactors.spawn(only_here_mod.work, node=b.name)
+            with pytest.raises(mpactors.BadArg, match="No module named 'only_here_mod'"):
+                mpactors.rpc.call(b.name, only_here_mod.work, timeout=SHORT_TIMEOUT)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("only_here_mod", None)

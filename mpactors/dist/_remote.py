@@ -113,6 +113,12 @@ class RemoteOps:
     def _ctrl_spawn(self, peer: Peer, tag: int, caller: Pid, payload: bytes, fn_name: str, link: bool, monitor: bool) -> None:
         kernel = self.kernel
         try:
+            _codec.loads(payload)  # what cannot be loaded here fails at the caller, not in a dead actor
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            why = f"spawn on {self.name} failed: cannot load {fn_name} there: {type(exc).__name__}: {exc}"
+            peer.ctrl("reply", tag, False, _codec.dumps(BadArg(why)))
+            return
+        try:
             rec = kernel.spawn_local(payload, fn_name)
         except Exception as exc:  # noqa: BLE001 - reported to the caller
             peer.ctrl("reply", tag, False, _codec.dumps(NodeError(f"spawn on {self.name} failed: {exc}")))
