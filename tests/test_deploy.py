@@ -15,7 +15,7 @@ from typing import Iterator, List
 import psutil
 import pytest
 from nodes import TEST_COOKIE, cluster, cookie, local_node, run_node, unique_name  # noqa: F401
-from support import SHORT_TIMEOUT, free_port, wait_until
+from support import LONG_TIMEOUT, SHORT_TIMEOUT, free_port, wait_until
 
 import mpactors
 from mpactors import epmd
@@ -247,3 +247,34 @@ def test_a_callable_the_other_node_cannot_load_fails_at_the_caller(cluster: int,
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("only_here_mod", None)
+
+
+# -- seeds ---------------------------------------------------------------------------------
+def test_seeds_connect_at_start_and_again_after_the_seed_comes_back_without_any_ping(cluster: int) -> None:
+    from mpactors.messages import NodeDown, NodeUp
+
+    name = f"{unique_name('seed')}@127.0.0.1"
+    # A DNS seed: 'localhost' resolves to 127.0.0.1 (the node's own name is left out).
+    with local_node("keeper", seeds=[f"{name.partition('@')[0]}@dns:localhost"], ticktime=2):
+        mpactors.monitor_nodes(True)
+        with run_node(name):  # the seed starts after us: found within the backoff
+            assert mpactors.receive(lambda m: m == NodeUp(name), timeout=10 + SHORT_TIMEOUT)
+        assert mpactors.receive(lambda m: m == NodeDown(name), timeout=SHORT_TIMEOUT)
+        with run_node(name):  # a new incarnation: reconnected, nobody pinged
+            assert mpactors.receive(lambda m: m == NodeUp(name), timeout=10 + SHORT_TIMEOUT)
+            assert name in mpactors.nodes()
+
+
+def test_a_partitioned_seed_heals_by_itself(cluster: int) -> None:
+    from mpactors.dist import _faults
+    from mpactors.messages import NodeDown, NodeUp
+
+    with run_node(ticktime=2) as a, local_node("healer", seeds=[a.name], ticktime=2):
+        mpactors.monitor_nodes(True)
+        assert mpactors.receive(lambda m: m == NodeUp(a.name), timeout=10)
+        _faults.block(a.name)  # a cut cable, both ways: ticks stop, the link goes down
+        try:
+            assert mpactors.receive(lambda m: m == NodeDown(a.name), timeout=LONG_TIMEOUT)
+        finally:
+            _faults.unblock(a.name)
+        assert mpactors.receive(lambda m: m == NodeUp(a.name), timeout=10)  # no ping, no send
