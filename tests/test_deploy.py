@@ -278,3 +278,37 @@ def test_a_partitioned_seed_heals_by_itself(cluster: int) -> None:
         finally:
             _faults.unblock(a.name)
         assert mpactors.receive(lambda m: m == NodeUp(a.name), timeout=10)  # no ping, no send
+
+
+# -- re-registration -------------------------------------------------------------------------
+def _start_port_mapper(port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "mpactors.epmd", "--port", str(port), "--host", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: epmd.is_running(port=port, timeout=0.5), what="the port mapper")
+    return proc
+
+
+def test_a_node_registers_again_with_a_restarted_port_mapper(
+    epmd_port: int, mpactors_home: str, cookie: str
+) -> None:
+    first = _start_port_mapper(epmd_port)
+    second = None
+    try:
+        with run_node() as b, local_node("rereg") as me:
+            names = {n for n, _ in epmd.names()}
+            assert {b.alive_name, me.name.partition("@")[0]} <= names
+            first.kill()
+            first.wait(10)
+            assert not epmd.is_running(timeout=0.5)
+            second = _start_port_mapper(epmd_port)
+            # Within 5 s of coming back (SPEC); the slack is the machine's load.
+            wait_until(lambda: {b.alive_name, me.name.partition("@")[0]} <= {n for n, _ in epmd.names()},
+                       5 + SHORT_TIMEOUT, what="both nodes registered again")
+            with run_node() as c:  # a new node finds both through the new port mapper
+                assert c.call(f"[mpactors.ping({b.name!r}), mpactors.ping({me.name!r})]") == ["pong", "pong"]
+            b.wait_log("registered .* again")
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait(10)
