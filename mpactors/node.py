@@ -11,11 +11,13 @@ import atexit
 import logging
 import os
 import random
+import signal
 import socket
 import threading
+import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from ._core import _procs, _stackdump
+from ._core import _procs, _shutdown, _stackdump
 from . import config
 from ._core._context import current_or_none, set_current
 from ._core._kernel import Kernel
@@ -165,6 +167,7 @@ class Node:
         elif any(v is not None for v in (port_range, interface, dist_port, seeds)):
             raise BadArg("`port_range`, `interface`, `dist_port` and `seeds` need a named node")
         self._unwatch_sighup: Optional[Callable[[], None]] = None
+        self._unwatch_sigterm: Optional[Callable[[], None]] = None
         self.kernel: Optional[Kernel] = None
         self._old_title: Optional[str] = None
 
@@ -193,6 +196,7 @@ class Node:
             Node._running = self
             _default_logging()
             _stackdump.install()
+            self._unwatch_sigterm = _watch_sigterm()
             self._set_title()
             atexit.register(self.stop)
         return self
@@ -204,6 +208,7 @@ class Node:
             if kernel is None:
                 return
             try:
+                _graceful(kernel)
                 kernel.stop()
             finally:  # whatever happened, this process can start a new node
                 set_current(None)
@@ -212,6 +217,9 @@ class Node:
                 if self._unwatch_sighup is not None:
                     self._unwatch_sighup()
                     self._unwatch_sighup = None
+                if self._unwatch_sigterm is not None:
+                    self._unwatch_sigterm()
+                    self._unwatch_sigterm = None
                 atexit.unregister(self.stop)
 
     def __enter__(self) -> Node:
@@ -252,6 +260,46 @@ class Node:
 
             setproctitle.setproctitle(self._old_title)
             self._old_title = None
+
+
+def _graceful(kernel: Kernel) -> None:
+    """Stop the supervision trees first (see :mod:`mpactors._core._shutdown`), within the shutdown timeout."""
+    try:
+        deadline = time.monotonic() + config.shutdown_timeout()
+        signalled = kernel.call(_shutdown.begin, kernel, timeout=config.CALL_TIMEOUT)
+        while kernel.call(_shutdown.pending, kernel, signalled, timeout=config.CALL_TIMEOUT):
+            if time.monotonic() >= deadline:
+                log.warning("node %s: graceful stop not done after %.1f s; killing the rest",
+                            kernel.node_name, config.shutdown_timeout())
+                return
+            time.sleep(_SHUTDOWN_POLL)  # actors exiting: the kernel has no event to wait on for us
+    except Exception:  # noqa: BLE001 - the hard stop that follows still ends everything
+        log.exception("node %s: graceful stop failed; ending every actor", kernel.node_name)
+
+
+_SHUTDOWN_POLL = 0.05
+
+
+def _watch_sigterm() -> Optional[Callable[[], None]]:
+    """SIGTERM raises ``SystemExit(0)`` in the main thread, so the node stops gracefully and exits 0.
+
+    Only when the node starts in the main thread and SIGTERM has its default
+    action (an application's own handler wins); returns the undo, or None.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the stop
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    def undo() -> None:
+        if signal.getsignal(signal.SIGTERM) in (on_sigterm, signal.SIG_IGN):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return undo
 
 
 def _default_logging() -> None:

@@ -312,3 +312,97 @@ def test_a_node_registers_again_with_a_restarted_port_mapper(
             if proc is not None:
                 proc.kill()
                 proc.wait(10)
+
+
+# -- graceful stop ------------------------------------------------------------------------
+GRACEFUL = '''
+import os, sys, time
+import mpactors
+from mpactors import genserver, supervisor
+
+LOG = sys.argv[2]
+
+def note(text):
+    with open(LOG, "a") as f:
+        f.write(text + "\\n")
+
+class Worker(genserver.GenServer):
+    def init(self, tag, slow=0.0):
+        self.tag, self.slow = tag, slow
+    def handle_call(self, request, frm):
+        return os.getpid()
+    def terminate(self, reason):
+        time.sleep(self.slow)
+        note(f"terminate {self.tag} {reason}")
+
+def stubborn():
+    mpactors.trap_exit(True)
+    while True:
+        mpactors.receive()
+
+children = [supervisor.ChildSpec(tag, Worker, (tag, 0.3 if tag == "b" else 0.0)) for tag in ("a", "b", "c")]
+children.append(supervisor.ChildSpec("stubborn", stubborn, shutdown=0.5))
+with mpactors.Node(sys.argv[1]):
+    sup = supervisor.Supervisor.start_link(children)
+    pids = [genserver.call(pid, "os") for tag, pid, _ in supervisor.which_children(sup) if tag != "stubborn"]
+    print("ready", " ".join(map(str, pids)), flush=True)
+    mpactors.receive()
+'''
+
+
+def _graceful_node(tmp_path: object, env: dict) -> "tuple[subprocess.Popen, str, List[int]]":
+    import os
+    from pathlib import Path
+
+    script = Path(str(tmp_path)) / "graceful.py"
+    script.write_text(GRACEFUL)
+    log = str(Path(str(tmp_path)) / "terminate.log")
+    proc = subprocess.Popen([sys.executable, str(script), unique_name("grace"), log], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, **env))
+    line = proc.stdout.readline() if proc.stdout else ""
+    assert line.startswith("ready"), (line, proc.stderr.read() if proc.stderr else "")
+    return proc, log, [int(p) for p in line.split()[1:]]
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_a_signalled_node_stops_its_supervision_tree_gracefully_and_exits_0(
+    cluster: int, tmp_path: object, how: str
+) -> None:
+    import signal
+    from pathlib import Path
+
+    proc, log, os_pids = _graceful_node(tmp_path, {})
+    try:
+        actors = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(getattr(signal, how))
+        _, err = proc.communicate(timeout=LONG_TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    if how == "SIGTERM":
+        assert proc.returncode == 0, err
+    # Children stopped in reverse start order (b is slow: c still went first, a after it).
+    assert Path(log).read_text().splitlines() == ["terminate c shutdown", "terminate b shutdown",
+                                                  "terminate a shutdown"]
+    psutil.wait_procs(actors, timeout=SHORT_TIMEOUT)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in actors)
+    assert os_pids
+
+
+def test_what_outlives_the_shutdown_timeout_is_killed(cluster: int, tmp_path: object) -> None:
+    import signal
+
+    # The stubborn child traps exits and ignores 'shutdown': its supervisor kills it after its
+    # 0.5 s; with a shutdown timeout shorter than that, the node kills it itself.
+    proc, log, _ = _graceful_node(tmp_path, {"MPACTORS_SHUTDOWN_TIMEOUT": "0.1"})
+    try:
+        actors = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=LONG_TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert "graceful stop not done after 0.1 s; killing the rest" in err
+    psutil.wait_procs(actors, timeout=SHORT_TIMEOUT)
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in actors)
