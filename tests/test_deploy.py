@@ -406,3 +406,54 @@ def test_what_outlives_the_shutdown_timeout_is_killed(cluster: int, tmp_path: ob
     assert "graceful stop not done after 0.1 s; killing the rest" in err
     psutil.wait_procs(actors, timeout=SHORT_TIMEOUT)
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in actors)
+
+
+# -- why a node cannot be reached; name completion; the shell's exit() ---------------------------
+def _cli(*args: str, env: "dict | None" = None, input: "str | None" = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "mpactors", *args], env=dict(os.environ, **(env or {})),
+                          capture_output=True, text=True, timeout=60, input=input,
+                          stdin=subprocess.DEVNULL if input is None else None)
+
+
+def test_every_pang_says_why_and_so_does_every_command(cluster: int) -> None:
+    with run_node("lng@127.0.0.1") as a:
+        # A bare name completes to the full name the node registered (a long name here).
+        assert _cli("ping", "lng").stdout == "pong\n"
+        unknown = _cli("ping", "nobody")
+        assert (unknown.returncode, unknown.stdout) == (1, "pang\n")
+        assert "unknown name: node nobody@" in unknown.stderr and "running here: lng@127.0.0.1" in unknown.stderr
+        assert "unknown name" in _cli("rpc", "nobody", "os:getpid").stderr
+        remote_unknown = _cli("ping", "nobody@127.0.0.1")
+        assert "unknown name: node nobody@127.0.0.1 is not running" in remote_unknown.stderr
+        host = _cli("ping", "x@no-such-host.invalid")
+        assert host.returncode == 1 and "cannot resolve host 'no-such-host.invalid'" in host.stderr
+        cookie = _cli("ping", a.name, env={"MPACTORS_COOKIE": "another-cookie"})
+        assert cookie.returncode == 1 and "refused cookie" in cookie.stderr, cookie.stderr
+        rpc = _cli("rpc", a.name, "os:getpid", env={"MPACTORS_COOKIE": "another-cookie"})
+        assert rpc.returncode == 1 and "unreachable: refused cookie" in rpc.stderr, rpc.stderr
+        info = _cli("ps", a.name, env={"MPACTORS_COOKIE": "another-cookie"})
+        assert info.returncode == 1 and "refused cookie" in info.stderr, info.stderr
+
+
+def test_a_node_that_never_answers_is_a_timeout(no_port_mapper: int) -> None:
+    port = no_port_mapper
+    with socket.socket() as silent:  # accepts (the kernel does) and never says a word
+        silent.bind(("127.0.0.5", port))
+        silent.listen()
+        done = _cli("ping", "mute@127.0.0.5", env={"MPACTORS_DIST_PORT": str(port)})
+    assert done.returncode == 1 and "timeout: mute@127.0.0.5 did not complete the handshake" in done.stderr
+
+
+def test_exit_and_quit_leave_the_shell_and_trace_of_a_dead_pid_fails(cluster: int) -> None:
+    with run_node() as a, local_node("sh"):
+        for leave in ("exit()", "quit()"):
+            done = _cli("shell", a.name, input=f"print('before')\n{leave}\nprint('after')\n")
+            assert done.returncode == 0, done.stderr
+            assert done.stdout == "before\n", done.stdout
+        dead = a.call("mpactors.spawn(lambda: None)")
+        wait_until(lambda: a.call("mpactors.process_info(pid) is None", pid=dead), what="the actor ended")
+        for command in ("info", "trace"):
+            gone = _cli(command, str(dead))
+            assert gone.returncode == 1 and "is not alive" in gone.stderr, (command, gone.stderr)

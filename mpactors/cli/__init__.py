@@ -29,6 +29,7 @@ from .. import __version__, introspect, primitives, rpc
 from ._common import (
     CLI_TIMEOUT,
     check_reachable,
+    complete_name,
     connect_failures,
     cookie_option,
     deploy_options,
@@ -45,9 +46,10 @@ from ._common import (
     parse_literal,
     registered_locally,
     resolve_pid,
-    short_host,
     shown_value,
+    unknown_name,
     unused_cookie_option,
+    uses_port_mapper,
 )
 from ._epmd import epmd_group
 from ..errors import BadArg, EpmdError, MpactorsError, RemoteError
@@ -151,13 +153,14 @@ def ping(node: str, cookie: Optional[str]) -> None:
     Example: mpactors ping a@myhost
     """
     answer, why = "pang", []
-    if not is_local(node) or registered_locally(node):
+    if not is_local(node) or not uses_port_mapper() or registered_locally(node):
         with hidden_node(cookie), connect_failures(node) as why:
             answer = primitives.ping(node)
+    else:
+        why = [unknown_name(node)]
     click.echo(answer)
     if answer != "pong":
-        if why:
-            click.echo(f"cannot connect to {node}: {why[-1]}", err=True)
+        click.echo(f"cannot connect to {node}: {why[-1] if why else 'no answer'}", err=True)
         sys.exit(1)
 
 
@@ -211,7 +214,7 @@ def ps(node: Optional[str], cookie: Optional[str], as_json: bool) -> None:
 
 def _local_nodes() -> List[str]:
     try:
-        return [f"{name}@{short_host()}" for name in local_names()]
+        return [complete_name(name) for name in local_names()]
     except EpmdError as exc:
         raise click.ClickException(f"no node is running on this host ({exc})") from None
 
@@ -248,6 +251,8 @@ def trace(pid: str, cookie: Optional[str], count: Optional[int]) -> None:
     """
     with hidden_node(cookie):
         target = resolve_pid(pid)
+        if primitives.process_info(target) is None:
+            raise click.ClickException(f"no process {pid} (it is not alive)")
         ref = primitives.monitor(target)
         introspect.trace(target)
         click.echo(f"tracing {target} (Ctrl-C to stop)", err=True)

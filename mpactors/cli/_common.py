@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Type
 import click
 
 from .. import config, epmd, primitives, rpc
+from ..dist._registration import host_of_extra
 from ..errors import BadArg, EpmdError, NodeError
 from ..node import Node
 from ..pid import Pid, parse_pid
@@ -26,6 +27,7 @@ __all__ = [
     "CLI_NODE_PREFIX",
     "CLI_TIMEOUT",
     "check_reachable",
+    "complete_name",
     "connect_failures",
     "cookie_option",
     "deploy_options",
@@ -37,6 +39,7 @@ __all__ = [
     "info_row",
     "is_local",
     "jsonable",
+    "known_full_names",
     "local_names",
     "log_file",
     "node_argument",
@@ -50,6 +53,7 @@ __all__ = [
     "shown_value",
     "spawn_named",
     "tls_options",
+    "unknown_name",
     "unused_cookie_option",
 ]
 
@@ -68,11 +72,42 @@ def short_host() -> str:
 
 
 def full_node_name(node: str) -> str:
-    """``'a'`` -> ``'a@<short hostname>'``; a name with ``@`` is kept."""
+    """``'a'`` -> the full name node ``a`` of this host registered (``'a@10.0.0.2'``); ``'a@host'`` is kept.
+
+    A bare name is completed only from what this host's port mapper knows
+    (each node registers its host part, see :func:`complete_name`); a name
+    it does not know gets ``@<short hostname>``, and :func:`check_reachable`
+    then lists the full names it knows.
+    """
     node = node.strip()
     if not node or node.startswith("@") or node.endswith("@"):
         raise BadArg(f"not a node name: {node!r} (expected 'name' or 'name@host')")
-    return node if "@" in node else f"{node}@{short_host()}"
+    return node if "@" in node else complete_name(node)
+
+
+def complete_name(alive: str) -> str:
+    """``alive@HOST`` with the host part node ``alive`` registered with this host's port mapper.
+
+    Without a port mapper (``MPACTORS_DIST_PORT``), or when it does not know
+    ``alive``, the host part is this host's short name.
+    """
+    if uses_port_mapper():
+        try:
+            info = epmd.lookup(alive, timeout=config.EPMD_TIMEOUT)
+        except (EpmdError, BadArg):
+            info = None
+        host = host_of_extra(info.extra) if info is not None else None
+        if host:
+            return f"{alive}@{host}"
+    return f"{alive}@{short_host()}"
+
+
+def known_full_names() -> List[str]:
+    """The full names of the nodes registered on this host (CLI nodes left out); [] if no port mapper runs."""
+    try:
+        return [complete_name(name) for name in local_names()]
+    except EpmdError:
+        return []
 
 
 def is_local(node: str) -> bool:
@@ -122,8 +157,15 @@ def check_reachable(node: str) -> None:
         NodeError: ``node`` is on this host and not registered with its port mapper.
     """
     if uses_port_mapper() and is_local(node) and not registered_locally(node):
-        port = config.epmd_port()
-        raise NodeError(f"node {node} is not running (not registered with the port mapper on port {port})")
+        raise NodeError(unknown_name(node))
+
+
+def unknown_name(node: str) -> str:
+    """Why a node of this host cannot be reached: it is not registered; which full names are."""
+    port = config.epmd_port()
+    known = known_full_names()
+    return (f"unknown name: node {node} is not running (not registered with the port mapper on port {port}); "
+            f"running here: {', '.join(known) if known else 'none'}")
 
 
 def resolve_pid(text: str) -> Pid:

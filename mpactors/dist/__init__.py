@@ -99,13 +99,14 @@ class Distribution(RemoteOps):
         self._tags = 0
         self._pending: Dict[int, Tuple[Any, str, Any]] = {}
         self._closing = False
+        self.last_failure: Dict[str, str] = {}  # node -> why the last attempt to connect failed
         alive, _, _host = self.name.partition("@")
         self.listening: _listen.Listening = node.listening
         self.listener = self.listening.listen()  # port_range, interface, dist_port (dist._listen)
         self.port = self.listener.address[1]
         try:
             self.registration: Any = (
-                RegistrationKeeper(alive, self.port, self.hidden) if self.listening.uses_port_mapper else NoRegistration()
+                RegistrationKeeper(alive, self.port, self.hidden, _host) if self.listening.uses_port_mapper else NoRegistration()
             )
         except (EpmdError, NodeError) as exc:
             self.listener.close()
@@ -320,6 +321,7 @@ class Distribution(RemoteOps):
             result = self._dial(peer)
         except Exception as exc:  # noqa: BLE001 - every failure is a 'pang'
             log.info("cannot connect to %s: %s", peer.name, exc)
+            self.last_failure[peer.name] = str(exc)  # for the caller's error (RemoteOps._request)
             result = None
         self.kernel.cast(self._dialled, peer, result)
 
@@ -351,14 +353,18 @@ class Distribution(RemoteOps):
         except Refused as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection: {exc}") from None
+        except (socket.timeout, BlockingIOError):
+            conn.close()
+            raise NodeError(f"timeout: {name} did not complete the handshake within {config.HANDSHAKE_TIMEOUT} s") from None
         except (ssl.SSLError, EOFError, ConnectionError) as exc:
             conn.close()
             if isinstance(conn, Connection):
-                raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None
+                raise NodeError(f"refused cookie: {name} closed the connection during the cookie challenge "
+                                f"(its cookie for us differs from ours) [{type(exc).__name__}]") from None
             raise NodeError(f"{name} refused the connection over TLS: {describe_tls_error(exc, True)}") from None
         except (AuthFailed, EOFError, OSError) as exc:
             conn.close()
-            raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None
+            raise NodeError(f"refused cookie: {name} failed the cookie challenge: {exc}") from None
         if not (isinstance(verdict, tuple) and verdict and verdict[0] == "ok"):
             conn.close()
             why = verdict[1] if isinstance(verdict, tuple) and len(verdict) > 1 else verdict

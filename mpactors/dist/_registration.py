@@ -23,8 +23,9 @@ from typing import Any, List, Optional
 from .. import epmd
 from ..errors import EpmdError, NodeError
 from ..epmd import Registration
+from ..epmd import protocol as p
 
-__all__ = ["RETRY", "NoRegistration", "RegistrationKeeper"]
+__all__ = ["RETRY", "NoRegistration", "RegistrationKeeper", "full_name_extra", "host_of_extra"]
 
 log = logging.getLogger("mpactors.dist")
 
@@ -32,6 +33,19 @@ log = logging.getLogger("mpactors.dist")
 RETRY = 1.0
 # How often the watcher looks at the closing flag (a close does not wake select).
 _POLL = 0.5
+
+
+def full_name_extra(host: str) -> bytes:
+    """ALIVE2's ``Extra`` for a node on ``host``: ``b"mpactors@HOST"`` (``b"mpactors"`` without a host)."""
+    return p.MPACTORS_EXTRA + (b"@" + host.encode("utf-8") if host else b"")
+
+
+def host_of_extra(extra: bytes) -> Optional[str]:
+    """The host part an mpactors node registered in ``Extra``, or None."""
+    prefix = p.MPACTORS_EXTRA + b"@"
+    if not extra.startswith(prefix):
+        return None
+    return extra[len(prefix):].decode("utf-8", "replace") or None
 
 
 class NoRegistration:
@@ -58,8 +72,11 @@ class RegistrationKeeper:
         EpmdError: no port mapper answers (one is started first if none runs).
     """
 
-    def __init__(self, alive: str, port: int, hidden: bool) -> None:
+    def __init__(self, alive: str, port: int, hidden: bool, host: str = "") -> None:
         self.alive, self.port, self.hidden = alive, port, hidden
+        # The host part travels in ALIVE2's Extra field, so a command given a
+        # bare name can complete it (cli._common.complete_name).
+        self.extra = full_name_extra(host)
         epmd.ensure_running()
         self.current: Optional[Registration] = self._register()
         self.creation = self.current.creation or 1
@@ -71,8 +88,8 @@ class RegistrationKeeper:
     def _register(self, timeout: Optional[float] = None) -> Registration:
         try:
             if timeout is None:
-                return epmd.register(self.alive, self.port, hidden=self.hidden)
-            return epmd.register(self.alive, self.port, hidden=self.hidden, timeout=timeout)
+                return epmd.register(self.alive, self.port, hidden=self.hidden, extra=self.extra)
+            return epmd.register(self.alive, self.port, hidden=self.hidden, extra=self.extra, timeout=timeout)
         except EpmdError as exc:
             if "already in use" in str(exc):
                 raise NodeError(f"node name {self.alive!r} is already in use on this host") from None

@@ -33,6 +33,7 @@ class RemoteOps:
     peers: Dict[str, "Peer"]
     _tags: int
     _pending: Dict[int, Tuple[Any, str, Any]]
+    last_failure: Dict[str, str]
 
     def connect(self, name: str, done: Optional[Callable[[bool], None]] = None) -> "Peer":
         raise NotImplementedError
@@ -163,7 +164,8 @@ class RemoteOps:
             if not ok:
                 pending = self._pending.pop(tag, None)
                 if pending is not None:
-                    self.kernel.reply(reply, False, NodeError(f"node {node} is unreachable"))
+                    why = self.last_failure.get(node, "no answer")
+                    self.kernel.reply(reply, False, NodeError(f"node {node} is unreachable: {why}"))
                 return
             refused = _compat.by_value_refusal(self.peers[node].compat, node, msg[2]) if msg[0] == "spawn" else None
             if refused is not None:
