@@ -457,3 +457,13 @@ def test_exit_and_quit_leave_the_shell_and_trace_of_a_dead_pid_fails(cluster: in
         for command in ("info", "trace"):
             gone = _cli(command, str(dead))
             assert gone.returncode == 1 and "is not alive" in gone.stderr, (command, gone.stderr)
+
+
+def test_the_license_file_is_mit_and_shipped_in_the_wheel() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "LICENSE").read_text().startswith("MIT License")
+    pyproject = (root / "pyproject.toml").read_text()
+    assert 'license = { text = "MIT" }' in pyproject
+    assert 'license-files = ["LICENSE"]' in pyproject  # setuptools puts it in the wheel's .dist-info
