@@ -467,3 +467,31 @@ def test_the_license_file_is_mit_and_shipped_in_the_wheel() -> None:
     pyproject = (root / "pyproject.toml").read_text()
     assert 'license = { text = "MIT" }' in pyproject
     assert 'license-files = ["LICENSE"]' in pyproject  # setuptools puts it in the wheel's .dist-info
+
+
+def test_a_detached_node_gets_its_cookie_through_a_pipe_not_argv_or_environment(
+    epmd_port: int, mpactors_home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cret-cookie-nobody-may-read"
+    monkeypatch.setenv("MPACTORS_COOKIE", secret)
+    name = unique_name("quiet")
+    started = _cli("start", name, "--detached")
+    assert started.returncode == 0, started.stderr
+    full, os_pid = started.stdout.split()
+    try:
+        assert _cli("spawn", full, "mpactors.demo:counter").returncode == 0
+        node = psutil.Process(int(os_pid))
+        procs = [node, *node.children(recursive=True)]
+        procs += [psutil.Process(p) for p in _port_mappers(epmd_port)]
+        assert len(procs) >= 3  # the node, its actor, the port mapper it started
+        for proc in procs:
+            for what in ("environ", "cmdline"):
+                with open(f"/proc/{proc.pid}/{what}", "rb") as f:
+                    assert secret.encode() not in f.read(), (proc.cmdline(), what)
+        # And the node does use that cookie: a command with it gets in.
+        assert _cli("ping", full).stdout == "pong\n"
+    finally:
+        stopped = _cli("stop", full)
+        for pid in _port_mappers(epmd_port):
+            psutil.Process(pid).kill()
+    assert stopped.returncode == 0, stopped.stderr

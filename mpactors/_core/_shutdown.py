@@ -9,10 +9,13 @@ What Erlang's ``init:stop`` does through its applications, here in two steps:
    ``shutdown`` time, and their ``terminate`` callbacks run; an actor that
    does not trap exits ends at once.
 2. :func:`pending` (kernel thread) counts what the stop still waits for:
-   actors linked to another live actor (a tree being taken down) and
-   signalled roots that trap exits. The node polls it until it is 0 or
-   ``MPACTORS_SHUTDOWN_TIMEOUT`` has passed; then the kernel's ordinary stop
-   ends whatever is left (SIGTERM, then SIGKILL).
+   actors linked to another live actor (a tree being taken down), and
+   signalled roots that trap exits and are linked to the main process (a
+   server it started with ``start_link``, whose ``terminate`` runs). The
+   node polls it until it is 0 or ``MPACTORS_SHUTDOWN_TIMEOUT`` has passed;
+   then the kernel's ordinary stop ends whatever is left (SIGTERM, then
+   SIGKILL) at once - as Erlang's ``init`` kills the processes outside every
+   application without waiting.
 """
 from __future__ import annotations
 
@@ -65,6 +68,6 @@ def pending(kernel: Any, signalled: List[Pid]) -> int:
     for aid, rec in kernel.procs.items():
         if aid == 0 or not rec.alive:
             continue
-        if rec.links & live or (rec.trap_exit and rec.pid in signalled):
+        if rec.links & live or (rec.trap_exit and rec.pid in signalled and kernel.main_pid in rec.links):
             waiting += 1
     return waiting

@@ -110,7 +110,10 @@ def cli() -> None:
 @click.option("--ticktime", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds of silence after which a peer is declared down.")
 @deploy_options
-def start(name: str, cookie: Optional[str], longnames: bool, detached: bool, hidden: bool, ticktime: float) -> None:
+@click.option("--cookie-fd", type=int, default=None, hidden=True,
+              help="Read the cookie from this inherited descriptor (what --detached passes its node).")
+def start(name: str, cookie: Optional[str], longnames: bool, detached: bool, hidden: bool, ticktime: float,
+          cookie_fd: Optional[int]) -> None:
     """Start node NAME; it runs until SIGTERM, SIGINT or `mpactors stop`.
 
     In the foreground, logs go to stderr. With --detached the command returns
@@ -120,8 +123,10 @@ def start(name: str, cookie: Optional[str], longnames: bool, detached: bool, hid
 
     Example: mpactors start a --detached
     """
-    from ._node import run_foreground, start_detached
+    from ._node import read_cookie_fd, run_foreground, start_detached
 
+    if cookie_fd is not None:
+        cookie = read_cookie_fd(cookie_fd)
     if detached:
         full, os_pid = start_detached(name, cookie=cookie, longnames=longnames, hidden=hidden, ticktime=ticktime)
         click.echo(f"{full} {os_pid}")

@@ -12,12 +12,16 @@ inside (:func:`mpactors.introspect.halt`).
 
     launcher                                   node (new session)
     check the name is free (port mapper)
-    Popen(python -m mpactors start NAME) --->  Node(NAME).start(): registers
-    poll the port mapper for NAME              with the port mapper, listens
+    Popen(python -m mpactors start NAME
+          --cookie-fd N)  ---------------->  read the cookie from the pipe N
+    poll the port mapper for NAME              Node(NAME).start(): registers
+                                               with the port mapper, listens
     ping NAME from a hidden node       <---->  pong
     print "NAME OS-PID", exit 0                receive() until SIGTERM
 
-If the node exits first, the launcher fails with the log's last line.
+If the node exits first, the launcher fails with the log's last line. The
+cookie goes through a pipe the node inherits, never in its argv or
+environment (both readable in ``/proc`` by other users of the host).
 """
 from __future__ import annotations
 
@@ -49,7 +53,9 @@ from ..messages import NodeDown
 from ..node import Node
 from ..tls import TLS
 
-__all__ = ["START_TIMEOUT", "STOP_WAIT", "configure_logging", "run_foreground", "start_detached", "stop_node"]
+__all__ = [
+    "START_TIMEOUT", "STOP_WAIT", "configure_logging", "read_cookie_fd", "run_foreground", "start_detached", "stop_node",
+]
 
 log = logging.getLogger("mpactors.node")
 
@@ -162,12 +168,52 @@ def _spawn(
     if hidden:
         argv.append("--hidden")
     env = dict(os.environ)
+    env.pop("MPACTORS_COOKIE", None)  # /proc/PID/environ of the node (and its actors) would show it
+    fds: Tuple[int, ...] = ()
     if cookie is not None:
-        env["MPACTORS_COOKIE"] = cookie  # in the environment, not in argv where ps shows it
-    with open(logfile, "ab") as out:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True, close_fds=True
-        )
+        # Through a pipe the node inherits: argv (ps) and the environment are readable by others.
+        r, w = os.pipe()
+        try:
+            os.write(w, cookie.encode("utf-8"))  # a cookie is far below a pipe's buffer
+        finally:
+            os.close(w)
+        argv += ["--cookie-fd", str(r)]
+        fds = (r,)
+    try:
+        with open(logfile, "ab") as out:
+            return subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True,
+                close_fds=True, pass_fds=fds,
+            )
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def read_cookie_fd(fd: int) -> str:
+    """The cookie a launcher wrote to inherited descriptor ``fd`` (read to its end, then closed).
+
+    Raises:
+        NodeError: ``fd`` is not an open descriptor, or holds no cookie.
+    """
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as exc:
+        raise NodeError(f"cannot read the cookie from descriptor {fd}: {exc.strerror}") from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    cookie = b"".join(chunks).decode("utf-8", "replace")
+    if not cookie:
+        raise NodeError(f"descriptor {fd} held no cookie")
+    return cookie
 
 
 def _check_alive(

@@ -14,8 +14,10 @@ A ``dist_port`` node has no registration: :class:`NoRegistration` stands in.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import select
+import socket
 import threading
 import time
 from typing import Any, List, Optional
@@ -148,6 +150,13 @@ class RegistrationKeeper:
         self._closing = True
         reg, self.current = self.current, None
         if reg is not None:
+            # The watcher may be in select() on it, which keeps the connection
+            # open past close(): shut it down so the port mapper forgets us now.
+            try:
+                with socket.socket(fileno=os.dup(reg.fileno())) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             if self.kernel is not None:
                 self.kernel.close_private(reg)
             else:
