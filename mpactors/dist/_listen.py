@@ -23,7 +23,7 @@ from multiprocessing.connection import Listener
 from typing import Any, Optional, Tuple
 
 from .. import config, epmd
-from ..errors import BadArg, NodeError
+from ..errors import BadArg, EpmdError, NodeError
 
 __all__ = ["Listening", "dial", "parse_port_range"]
 
@@ -131,12 +131,17 @@ class Listening:
         """The port node ``alive`` listens on at ``address``: ``dist_port``, or the port mapper's answer.
 
         Raises:
-            NodeError: the port mapper there does not know ``alive``.
-            EpmdError: no port mapper answers there.
+            NodeError: the port mapper there does not know ``alive`` (``unknown
+                name: ...``), does not answer in time (``timeout: ...``) or
+                cannot be reached (``unreachable host: ...``).
         """
         if self.dist_port is not None:
             return self.dist_port
-        port = epmd.port_please(alive, host=address, timeout=config.CONNECT_TIMEOUT)
+        try:
+            port = epmd.port_please(alive, host=address, timeout=config.CONNECT_TIMEOUT)
+        except EpmdError as exc:
+            timed_out = "timed out" in str(exc) or "did not answer" in str(exc)
+            raise NodeError(f"{'timeout' if timed_out else 'unreachable host'}: {exc}") from None
         if port is None:
             raise NodeError(f"unknown name: no node {alive!r} is registered with the port mapper at {address}")
         return port
