@@ -3,11 +3,16 @@
 Each command parses its arguments, calls the API (through a temporary hidden
 node, ``mpactors-cli-<OS pid>``, when it talks to a node) and prints. Results
 go to stdout; a failure is one ``Error: ...`` line on stderr and exit status 1
-(usage errors: 2; ``ping`` answering ``pang``: 1). A node name without ``@``
-gets ``@<short hostname>``. Every command takes ``--cookie`` (default
+(usage errors: 2; ``ping`` answering ``pang``: 1); a node that cannot be
+reached is named with the reason (unknown name, unresolvable host, refused
+cookie, TLS, timeout). A node name without ``@`` gets the host part its node
+registered with this host's port mapper (a long name too), else
+``@<short hostname>``; an unknown one is answered with the full names this
+host runs. Every command takes ``--cookie`` (default
 ``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``) and the TLS options
 ``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-server-name`` (default
-``$MPACTORS_TLS_*``), and honours ``MPACTORS_EPMD_PORT`` and ``MPACTORS_HOME``.
+``$MPACTORS_TLS_*``), and honours ``MPACTORS_EPMD_PORT``, ``MPACTORS_DIST_PORT``
+and ``MPACTORS_HOME``.
 
 Machinery lives beside this module: :mod:`mpactors.cli._common` (hidden node,
 names, tables, shared options), :mod:`mpactors.cli._node` (start/stop),
