@@ -495,3 +495,30 @@ def test_a_detached_node_gets_its_cookie_through_a_pipe_not_argv_or_environment(
         for pid in _port_mappers(epmd_port):
             psutil.Process(pid).kill()
     assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_function_of_the_script_to_another_python_minor_version_fails_at_the_caller(
+    cluster: int, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    script = Path(str(tmp_path)) / "versions.py"
+    script.write_text(
+        "import sys, mpactors\n"
+        "from mpactors import rpc\n"
+        "def work():\n"
+        "    return 1\n"
+        "with mpactors.Node(sys.argv[2]):\n"
+        "    try:\n"
+        "        rpc.call(sys.argv[1], work, timeout=20)\n"
+        "    except mpactors.BadArg as exc:\n"
+        "        print('refused:', exc)\n"
+        "    print('by reference:', rpc.call(sys.argv[1], 'mpactors:node', timeout=20))\n"
+    )
+    other_python = "from mpactors.dist import _compat\n_compat.LOCAL['python'] = [3, 99, 0]\n"
+    with run_node(code=other_python) as b:
+        done = subprocess.run([sys.executable, str(script), b.name, unique_name("ver")],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"refused: cannot send code by value to {b.name}: it runs Python 3.99.0" in done.stdout
+    assert f"by reference: {b.name}" in done.stdout
