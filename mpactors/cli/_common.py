@@ -142,7 +142,8 @@ def registered_locally(node: str) -> bool:
 @contextlib.contextmanager
 def hidden_node(cookie: Optional[str]) -> Iterator[Node]:
     """Run a temporary hidden node in this process for the duration of a command."""
-    node = Node(f"{CLI_NODE_PREFIX}{os.getpid()}", hidden=True, cookie=cookie)
+    # No seeds: a command connects only to the nodes it names (MPACTORS_SEEDS is for the nodes).
+    node = Node(f"{CLI_NODE_PREFIX}{os.getpid()}", hidden=True, cookie=cookie, seeds=[])
     node.start()
     try:
         yield node
