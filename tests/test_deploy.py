@@ -522,3 +522,23 @@ def test_a_function_of_the_script_to_another_python_minor_version_fails_at_the_c
     assert done.returncode == 0, done.stderr
     assert f"refused: cannot send code by value to {b.name}: it runs Python 3.99.0" in done.stdout
     assert f"by reference: {b.name}" in done.stdout
+
+
+def test_mpactors_start_takes_the_deployment_flags(no_port_mapper: int) -> None:
+    port = str(no_port_mapper)
+    env = {"MPACTORS_DIST_PORT": port}
+    a = _cli("start", "fa@127.0.0.2", "--detached", "--dist-port", port, "--interface", "127.0.0.2")
+    assert a.returncode == 0, a.stderr
+    try:
+        b = _cli("start", "fb@127.0.0.3", "--detached", "--dist-port", port, "--interface", "127.0.0.3",
+                 "--seed", "fa@127.0.0.2", "--seed", "nobody@127.0.0.9")
+        assert b.returncode == 0, b.stderr
+        try:
+            assert sorted(_listening(no_port_mapper)) == ["127.0.0.2", "127.0.0.3"]
+            # b's seed connected it to a: nobody pinged.
+            wait_until(lambda: _cli("nodes", "fa@127.0.0.2", env=env).stdout.split() == ["fb@127.0.0.3"],
+                       SHORT_TIMEOUT * 2, what="the seed connection")
+        finally:
+            assert _cli("stop", "fb@127.0.0.3", env=env).returncode == 0
+    finally:
+        assert _cli("stop", "fa@127.0.0.2", env=env).returncode == 0
