@@ -22,6 +22,10 @@ __all__ = ["RemoteOps"]
 
 log = logging.getLogger("mpactors.dist")
 
+# A spawn request up to this size is loaded once in the kernel thread first, so
+# that a callable this node cannot load (a module it lacks) fails at the caller.
+_CHECK_LOADS_UP_TO = 1 << 20
+
 
 class RemoteOps:
     """Remote links, monitors, exit signals, spawns and ``process_info`` (a Distribution mixin)."""
@@ -114,7 +118,8 @@ class RemoteOps:
     def _ctrl_spawn(self, peer: Peer, tag: int, caller: Pid, payload: bytes, fn_name: str, link: bool, monitor: bool) -> None:
         kernel = self.kernel
         try:
-            _codec.loads(payload)  # what cannot be loaded here fails at the caller, not in a dead actor
+            if len(payload) <= _CHECK_LOADS_UP_TO:  # what cannot be loaded here fails at the caller,
+                _codec.loads(payload)  # not in an actor that dies unseen (a big one: in the actor)
         except Exception as exc:  # noqa: BLE001 - reported to the caller
             why = f"spawn on {self.name} failed: cannot load {fn_name} there: {type(exc).__name__}: {exc}"
             peer.ctrl("reply", tag, False, _codec.dumps(BadArg(why)))
