@@ -125,8 +125,8 @@ class SeedKeeper:
             return
         now = time.monotonic()
         for name in names:
-            peer = self.dist.peers.get(name)
-            if (peer is not None and not peer.closed) or self._trying.get(name) or now < self._next.get(name, 0.0):
+            # A known peer is connected or being connected: its outcome is what we wait for.
+            if name in self.dist.peers or self._trying.get(name) or now < self._next.get(name, 0.0):
                 continue
             self._trying[name] = True
             self.dist.connect(name, lambda ok, name=name: self._done(name, ok))
