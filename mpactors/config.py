@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 __all__ = [
     "EPMD_DEFAULT_PORT",
@@ -79,16 +79,23 @@ def log_dir() -> Path:
 
 def epmd_port() -> int:
     """``$MPACTORS_EPMD_PORT``, default 4369."""
-    value = os.environ.get("MPACTORS_EPMD_PORT")
+    return int(_env_number("MPACTORS_EPMD_PORT", EPMD_DEFAULT_PORT, int, "a port number",
+                           lambda port: 0 < port < 65536, "in 1..65535"))
+
+
+def _env_number(var: str, default: float, parse: Callable[[str], float], what: str,
+                ok: Callable[[float], bool], rule: str) -> float:
+    """``$var`` parsed with ``parse``; ``default`` when unset; ValueError naming ``var`` when bad."""
+    value = os.environ.get(var)
     if not value:
-        return EPMD_DEFAULT_PORT
+        return default
     try:
-        port = int(value)
+        number = parse(value)
     except ValueError:
-        raise ValueError(f"MPACTORS_EPMD_PORT must be a port number, not {value!r}") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"MPACTORS_EPMD_PORT must be in 1..65535, not {port}")
-    return port
+        raise ValueError(f"{var} must be {what}, not {value!r}") from None
+    if not ok(number):
+        raise ValueError(f"{var} must be {rule}, not {value}")
+    return number
 
 
 def cookie_file() -> Path:
@@ -122,16 +129,8 @@ SHUTDOWN_TIMEOUT = 10.0
 
 def shutdown_timeout() -> float:
     """``$MPACTORS_SHUTDOWN_TIMEOUT`` (seconds, >= 0), default :data:`SHUTDOWN_TIMEOUT`."""
-    value = os.environ.get("MPACTORS_SHUTDOWN_TIMEOUT")
-    if not value:
-        return SHUTDOWN_TIMEOUT
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"MPACTORS_SHUTDOWN_TIMEOUT must be a number of seconds, not {value!r}") from None
-    if not seconds >= 0:
-        raise ValueError(f"MPACTORS_SHUTDOWN_TIMEOUT must be >= 0, not {value!r}")
-    return seconds
+    return _env_number("MPACTORS_SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT, float, "a number of seconds",
+                       lambda seconds: seconds >= 0, ">= 0")
 
 
 def env_deploy() -> Dict[str, Optional[str]]:
