@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -112,7 +111,7 @@ def test_a_dist_port_cluster_with_dns_seeds_and_no_port_mapper_anywhere(hosts: H
                    LONG_TIMEOUT, what=f"host {i} connected to the others")
     for i in hosts.ns:
         listening = _listening(hosts, i)
-        assert f"{hosts.addr[i]}:9300" in listening or f"0.0.0.0:9300" in listening, listening
+        assert f"{hosts.addr[i]}:9300" in listening or "0.0.0.0:9300" in listening, listening
         assert not any(addr.endswith(":4369") for addr in listening), listening
     # No port mapper process anywhere (the hosts' processes and their children).
     started = [psutil.Process(p.pid) for p in hosts.procs]
@@ -171,7 +170,7 @@ def test_a_node_registers_again_after_its_port_mapper_is_killed_and_restarted(ho
     wait_until(lambda: "stay" in hosts.call(1, names, _env(tmp_path, 1)).stdout, 5 + SHORT_TIMEOUT,
                what="the node registered again")
     assert hosts.call(2, ping, _env(tmp_path, 2)).stdout == "pong\n"
-    assert f"registered stay with the port mapper at 127.0.0.1:4369 again" in out.read_text()
+    assert "registered stay with the port mapper at 127.0.0.1:4369 again" in out.read_text()
 
 
 def test_sigterm_stops_a_node_gracefully(hosts: Hosts, tmp_path: Path) -> None:
