@@ -9,6 +9,11 @@ are all in one place:
 * ``MPACTORS_START_METHOD`` - default start method for actor processes;
 * ``MPACTORS_TLS_CERT``, ``MPACTORS_TLS_KEY``, ``MPACTORS_TLS_CA``,
   ``MPACTORS_TLS_SERVER_NAME`` - TLS between nodes, when no ``tls=`` is given.
+* ``MPACTORS_PORT_RANGE`` (``LO-HI``), ``MPACTORS_INTERFACE``, ``MPACTORS_DIST_PORT``,
+  ``MPACTORS_SEEDS`` (comma separated) - where a node listens and whom it keeps
+  connected to, when ``Node(...)`` is not given them (:mod:`mpactors.dist._listen`);
+* ``MPACTORS_SHUTDOWN_TIMEOUT`` - seconds a graceful stop (SIGTERM,
+  ``Node.stop()``) waits for supervisors before the rest is killed, default 10;
 * ``MPACTORS_STACK_DUMP_SIGNAL`` - a signal name (``USR1``): on it, nodes and
   actors write every thread's Python stack to stderr (``faulthandler``); the
   pytest plugin :mod:`mpactors.testing` sets it to diagnose hung tests.
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 __all__ = [
     "EPMD_DEFAULT_PORT",
@@ -37,6 +42,9 @@ __all__ = [
     "start_method",
     "env_tls",
     "stack_dump_signal",
+    "SHUTDOWN_TIMEOUT",
+    "shutdown_timeout",
+    "env_deploy",
 ]
 
 #: The port mapper's well-known port (Erlang's epmd uses the same).
@@ -71,16 +79,23 @@ def log_dir() -> Path:
 
 def epmd_port() -> int:
     """``$MPACTORS_EPMD_PORT``, default 4369."""
-    value = os.environ.get("MPACTORS_EPMD_PORT")
+    return int(_env_number("MPACTORS_EPMD_PORT", EPMD_DEFAULT_PORT, int, "a port number",
+                           lambda port: 0 < port < 65536, "in 1..65535"))
+
+
+def _env_number(var: str, default: float, parse: Callable[[str], float], what: str,
+                ok: Callable[[float], bool], rule: str) -> float:
+    """``$var`` parsed with ``parse``; ``default`` when unset; ValueError naming ``var`` when bad."""
+    value = os.environ.get(var)
     if not value:
-        return EPMD_DEFAULT_PORT
+        return default
     try:
-        port = int(value)
+        number = parse(value)
     except ValueError:
-        raise ValueError(f"MPACTORS_EPMD_PORT must be a port number, not {value!r}") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"MPACTORS_EPMD_PORT must be in 1..65535, not {port}")
-    return port
+        raise ValueError(f"{var} must be {what}, not {value!r}") from None
+    if not ok(number):
+        raise ValueError(f"{var} must be {rule}, not {value}")
+    return number
 
 
 def cookie_file() -> Path:
@@ -101,6 +116,23 @@ def start_method() -> Optional[str]:
 def env_tls() -> Dict[str, Optional[str]]:
     """``$MPACTORS_TLS_CERT``, ``_KEY``, ``_CA``, ``_SERVER_NAME`` as ``cert``, ``key``, ``ca``, ``server_name`` (None when unset)."""
     return {k: os.environ.get(f"MPACTORS_TLS_{k.upper()}") or None for k in ("cert", "key", "ca", "server_name")}
+
+
 def stack_dump_signal() -> Optional[str]:
     """``$MPACTORS_STACK_DUMP_SIGNAL`` (a name such as ``USR1``) or None."""
     return os.environ.get("MPACTORS_STACK_DUMP_SIGNAL") or None
+
+
+#: Default of ``MPACTORS_SHUTDOWN_TIMEOUT``: a graceful stop's time before the rest is killed.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def shutdown_timeout() -> float:
+    """``$MPACTORS_SHUTDOWN_TIMEOUT`` (seconds, >= 0), default :data:`SHUTDOWN_TIMEOUT`."""
+    return _env_number("MPACTORS_SHUTDOWN_TIMEOUT", SHUTDOWN_TIMEOUT, float, "a number of seconds",
+                       lambda seconds: seconds >= 0, ">= 0")
+
+
+def env_deploy() -> Dict[str, Optional[str]]:
+    """``$MPACTORS_PORT_RANGE``, ``_INTERFACE``, ``_DIST_PORT``, ``_SEEDS`` as ``port_range``, ``interface``, ``dist_port``, ``seeds`` (None when unset)."""
+    return {k: os.environ.get(f"MPACTORS_{k.upper()}") or None for k in ("port_range", "interface", "dist_port", "seeds")}

@@ -308,11 +308,16 @@ def _dispatch(server: GenServer, msg: Any) -> Any:
         if msg[0] == _STOP:
             server.stop(msg[1])
             return None
-    if type(msg) is ExitSignal and msg.pid == server._parent:
-        # Our parent (supervisor) ended and we trap exits: terminate with it.
+    if type(msg) is ExitSignal and (msg.pid == server._parent or _node_stopping(msg)):
+        # Our parent (supervisor) ended, or the node stops, and we trap exits: terminate with it.
         server.stop(msg.reason)
         return None
     return server.handle_info(msg)
+
+
+def _node_stopping(msg: ExitSignal) -> bool:
+    """``'shutdown'`` from this node's main process: the node's graceful stop (:mod:`mpactors._core._shutdown`)."""
+    return msg.reason == "shutdown" and msg.pid.id == 0 and msg.pid.node == primitives.node()
 
 
 def reply(frm: From, value: Any) -> None:

@@ -11,11 +11,13 @@ import atexit
 import logging
 import os
 import random
+import signal
 import socket
 import threading
-from typing import Any, Callable, Optional
+import time
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from ._core import _procs, _stackdump
+from ._core import _procs, _shutdown, _stackdump
 from . import config
 from ._core._context import current_or_none, set_current
 from ._core._kernel import Kernel
@@ -106,6 +108,15 @@ class Node:
             TLS (else the ``MPACTORS_TLS_*`` variables, else plain TCP). When the
             node starts in the main thread and ``SIGHUP`` has its default action,
             ``SIGHUP`` re-reads the certificate, key and CA files.
+        port_range: ``(lo, hi)``: listen on the first free port of the range
+            (else ``MPACTORS_PORT_RANGE``, ``'LO-HI'``; default any free port).
+        interface: listen on this IPv4 address only (else ``MPACTORS_INTERFACE``;
+            default all addresses).
+        dist_port: no port mapper: listen on this port and reach every node at
+            ``host:dist_port`` (else ``MPACTORS_DIST_PORT``).
+        seeds: node names to keep connected to, reconnecting with backoff
+            (``'name@dns:HOST'`` stands for every address of HOST); else
+            ``MPACTORS_SEEDS`` (comma separated). See :mod:`mpactors.dist._seeds`.
 
     ``stop()`` ends every actor of the node: each is asked to exit (SIGTERM),
     and any still alive after ``config.STOP_TIMEOUT`` seconds is SIGKILLed.
@@ -124,6 +135,10 @@ class Node:
         ticktime: float = 60.0,
         start_method: Optional[str] = None,
         tls: Optional[TLS] = None,
+        port_range: Optional[Tuple[int, int]] = None,
+        interface: Optional[str] = None,
+        dist_port: Optional[int] = None,
+        seeds: Optional[Sequence[str]] = None,
     ) -> None:
         self.name = LOCAL_NODE if name is None else full_name(name, longnames)
         self.distributed = name is not None
@@ -142,7 +157,17 @@ class Node:
         if tls is not None and not self.distributed:
             raise BadArg("`tls` needs a named node: a local-only node has no connections")
         self.tls = tls
+        self.listening: Any = None
+        self.seeds: List[str] = []
+        if self.distributed:
+            from .dist import _listen, _seeds
+
+            self.listening = _listen.Listening(port_range, interface, dist_port, hidden=hidden)
+            self.seeds = _seeds.parse_seeds(seeds if seeds is not None else config.env_deploy()["seeds"])
+        elif any(v is not None for v in (port_range, interface, dist_port, seeds)):
+            raise BadArg("`port_range`, `interface`, `dist_port` and `seeds` need a named node")
         self._unwatch_sighup: Optional[Callable[[], None]] = None
+        self._unwatch_sigterm: Optional[Callable[[], None]] = None
         self.kernel: Optional[Kernel] = None
         self._old_title: Optional[str] = None
 
@@ -171,6 +196,7 @@ class Node:
             Node._running = self
             _default_logging()
             _stackdump.install()
+            self._unwatch_sigterm = _watch_sigterm()
             self._set_title()
             atexit.register(self.stop)
         return self
@@ -182,6 +208,7 @@ class Node:
             if kernel is None:
                 return
             try:
+                _graceful(kernel)
                 kernel.stop()
             finally:  # whatever happened, this process can start a new node
                 set_current(None)
@@ -190,6 +217,9 @@ class Node:
                 if self._unwatch_sighup is not None:
                     self._unwatch_sighup()
                     self._unwatch_sighup = None
+                if self._unwatch_sigterm is not None:
+                    self._unwatch_sigterm()
+                    self._unwatch_sigterm = None
                 atexit.unregister(self.stop)
 
     def __enter__(self) -> Node:
@@ -230,6 +260,46 @@ class Node:
 
             setproctitle.setproctitle(self._old_title)
             self._old_title = None
+
+
+def _graceful(kernel: Kernel) -> None:
+    """Stop the supervision trees first (see :mod:`mpactors._core._shutdown`), within the shutdown timeout."""
+    try:
+        deadline = time.monotonic() + config.shutdown_timeout()
+        signalled = kernel.call(_shutdown.begin, kernel, timeout=config.CALL_TIMEOUT)
+        while kernel.call(_shutdown.pending, kernel, signalled, timeout=config.CALL_TIMEOUT):
+            if time.monotonic() >= deadline:
+                log.warning("node %s: graceful stop not done after %.1f s; killing the rest",
+                            kernel.node_name, config.shutdown_timeout())
+                return
+            time.sleep(_SHUTDOWN_POLL)  # actors exiting: the kernel has no event to wait on for us
+    except Exception:  # noqa: BLE001 - the hard stop that follows still ends everything
+        log.exception("node %s: graceful stop failed; ending every actor", kernel.node_name)
+
+
+_SHUTDOWN_POLL = 0.05
+
+
+def _watch_sigterm() -> Optional[Callable[[], None]]:
+    """SIGTERM raises ``SystemExit(0)`` in the main thread, so the node stops gracefully and exits 0.
+
+    Only when the node starts in the main thread and SIGTERM has its default
+    action (an application's own handler wins); returns the undo, or None.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the stop
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    def undo() -> None:
+        if signal.getsignal(signal.SIGTERM) in (on_sigterm, signal.SIG_IGN):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return undo
 
 
 def _default_logging() -> None:

@@ -55,12 +55,12 @@ def send(dest: Any, msg: Any) -> Any:
     if proc.tracer is not None:
         proc.trace("send", msg, dest)
     if type(dest) is Pid:
-        payload = _codec.dumps(msg)
         if dest.node == proc.node_name:
+            payload = _codec.dumps(msg)
             if dest.creation in (proc.creation, 0):  # 0: typed as text, this incarnation
                 proc.send_local(dest, payload)
         else:
-            proc.send_remote(dest, payload)
+            proc.send_remote(dest, _codec.dumps_remote(msg))  # the script's code by value
         return msg
     if isinstance(dest, str):
         pid = proc.whereis(dest)
@@ -72,7 +72,7 @@ def send(dest: Any, msg: Any) -> Any:
         name, where = dest
         if where == proc.node_name:
             return send(name, msg)
-        proc.send_remote(dest, _codec.dumps(msg))
+        proc.send_remote(dest, _codec.dumps_remote(msg))
         return msg
     raise BadArg(f"cannot send to {dest!r}: expected a Pid, a registered name or (name, node)")
 
@@ -108,7 +108,9 @@ def start_process(
         raise BadArg(f"spawn needs a callable, not {fn!r}")
     if node is not None and not isinstance(node, str):
         raise BadArg(f"`node` must be a node name like 'a@host', not {node!r}")
-    payload = _codec.dumps((fn, args, kwargs))
+    remote = node is not None and node != current().node_name
+    # To another node, functions and classes of the script (__main__) go by value.
+    payload = (_codec.dumps_remote if remote else _codec.dumps)((fn, args, kwargs))
     if label is None:
         label = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
         module = getattr(fn, "__module__", None)

@@ -209,7 +209,7 @@ def test_failures_are_one_error_line_and_a_nonzero_exit(cli: Cli) -> None:
     unknown = cli.run("send", "a", "nobody", "1", expect=1)
     assert unknown.stderr == f"Error: no process is registered as 'nobody' on a@{HOST}\n"
     down = cli.run("nodes", "b", expect=1)
-    assert down.stderr.startswith(f"Error: node b@{HOST} is not running") and down.stderr.count("\n") == 1
+    assert down.stderr.startswith(f"Error: unknown name: node b@{HOST} is not running") and down.stderr.count("\n") == 1
     assert cli.run("stop", "b", expect=1).stderr.count("\n") == 1
 
 

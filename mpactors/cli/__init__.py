@@ -3,11 +3,16 @@
 Each command parses its arguments, calls the API (through a temporary hidden
 node, ``mpactors-cli-<OS pid>``, when it talks to a node) and prints. Results
 go to stdout; a failure is one ``Error: ...`` line on stderr and exit status 1
-(usage errors: 2; ``ping`` answering ``pang``: 1). A node name without ``@``
-gets ``@<short hostname>``. Every command takes ``--cookie`` (default
+(usage errors: 2; ``ping`` answering ``pang``: 1); a node that cannot be
+reached is named with the reason (unknown name, unresolvable host, refused
+cookie, TLS, timeout). A node name without ``@`` gets the host part its node
+registered with this host's port mapper (a long name too), else
+``@<short hostname>``; an unknown one is answered with the full names this
+host runs. Every command takes ``--cookie`` (default
 ``$MPACTORS_COOKIE``, then ``~/.mpactors.cookie``) and the TLS options
 ``--tls-cert``, ``--tls-key``, ``--tls-ca``, ``--tls-server-name`` (default
-``$MPACTORS_TLS_*``), and honours ``MPACTORS_EPMD_PORT`` and ``MPACTORS_HOME``.
+``$MPACTORS_TLS_*``), and honours ``MPACTORS_EPMD_PORT``, ``MPACTORS_DIST_PORT``
+and ``MPACTORS_HOME``.
 
 Machinery lives beside this module: :mod:`mpactors.cli._common` (hidden node,
 names, tables, shared options), :mod:`mpactors.cli._node` (start/stop),
@@ -29,8 +34,10 @@ from .. import __version__, introspect, primitives, rpc
 from ._common import (
     CLI_TIMEOUT,
     check_reachable,
+    complete_name,
     connect_failures,
     cookie_option,
+    deploy_options,
     format_table,
     hidden_node,
     info_row,
@@ -44,9 +51,10 @@ from ._common import (
     parse_literal,
     registered_locally,
     resolve_pid,
-    short_host,
     shown_value,
+    unknown_name,
     unused_cookie_option,
+    uses_port_mapper,
 )
 from ._epmd import epmd_group
 from ..errors import BadArg, EpmdError, MpactorsError, RemoteError
@@ -106,16 +114,24 @@ def cli() -> None:
 @click.option("--hidden", is_flag=True, help="A hidden node: connects only where asked, in no one's nodes().")
 @click.option("--ticktime", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds of silence after which a peer is declared down.")
-def start(name: str, cookie: Optional[str], longnames: bool, detached: bool, hidden: bool, ticktime: float) -> None:
+@deploy_options
+@click.option("--cookie-fd", type=int, default=None, hidden=True,
+              help="Read the cookie from this inherited descriptor (what --detached passes its node).")
+def start(name: str, cookie: Optional[str], longnames: bool, detached: bool, hidden: bool, ticktime: float,
+          cookie_fd: Optional[int]) -> None:
     """Start node NAME; it runs until SIGTERM, SIGINT or `mpactors stop`.
 
     In the foreground, logs go to stderr. With --detached the command returns
-    once the node answers a ping and prints its name and OS pid.
+    once the node answers a ping and prints its name and OS pid. SIGTERM and
+    SIGINT stop it gracefully (supervisors stop their children, terminate
+    callbacks run; after $MPACTORS_SHUTDOWN_TIMEOUT s the rest is killed).
 
     Example: mpactors start a --detached
     """
-    from ._node import run_foreground, start_detached
+    from ._node import read_cookie_fd, run_foreground, start_detached
 
+    if cookie_fd is not None:
+        cookie = read_cookie_fd(cookie_fd)
     if detached:
         full, os_pid = start_detached(name, cookie=cookie, longnames=longnames, hidden=hidden, ticktime=ticktime)
         click.echo(f"{full} {os_pid}")
@@ -147,13 +163,14 @@ def ping(node: str, cookie: Optional[str]) -> None:
     Example: mpactors ping a@myhost
     """
     answer, why = "pang", []
-    if not is_local(node) or registered_locally(node):
+    if not is_local(node) or not uses_port_mapper() or registered_locally(node):
         with hidden_node(cookie), connect_failures(node) as why:
             answer = primitives.ping(node)
+    else:
+        why = [unknown_name(node)]
     click.echo(answer)
     if answer != "pong":
-        if why:
-            click.echo(f"cannot connect to {node}: {why[-1]}", err=True)
+        click.echo(f"cannot connect to {node}: {why[-1] if why else 'no answer'}", err=True)
         sys.exit(1)
 
 
@@ -207,7 +224,7 @@ def ps(node: Optional[str], cookie: Optional[str], as_json: bool) -> None:
 
 def _local_nodes() -> List[str]:
     try:
-        return [f"{name}@{short_host()}" for name in local_names()]
+        return [complete_name(name) for name in local_names()]
     except EpmdError as exc:
         raise click.ClickException(f"no node is running on this host ({exc})") from None
 
@@ -244,6 +261,8 @@ def trace(pid: str, cookie: Optional[str], count: Optional[int]) -> None:
     """
     with hidden_node(cookie):
         target = resolve_pid(pid)
+        if primitives.process_info(target) is None:
+            raise click.ClickException(f"no process {pid} (it is not alive)")
         ref = primitives.monitor(target)
         introspect.trace(target)
         click.echo(f"tracing {target} (Ctrl-C to stop)", err=True)

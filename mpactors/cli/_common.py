@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Type
 import click
 
 from .. import config, epmd, primitives, rpc
+from ..dist._registration import host_of_extra
 from ..errors import BadArg, EpmdError, NodeError
 from ..node import Node
 from ..pid import Pid, parse_pid
@@ -26,8 +27,11 @@ __all__ = [
     "CLI_NODE_PREFIX",
     "CLI_TIMEOUT",
     "check_reachable",
+    "complete_name",
     "connect_failures",
     "cookie_option",
+    "deploy_options",
+    "uses_port_mapper",
     "format_table",
     "full_node_name",
     "hidden_node",
@@ -35,6 +39,7 @@ __all__ = [
     "info_row",
     "is_local",
     "jsonable",
+    "known_full_names",
     "local_names",
     "log_file",
     "node_argument",
@@ -48,6 +53,7 @@ __all__ = [
     "shown_value",
     "spawn_named",
     "tls_options",
+    "unknown_name",
     "unused_cookie_option",
 ]
 
@@ -66,11 +72,42 @@ def short_host() -> str:
 
 
 def full_node_name(node: str) -> str:
-    """``'a'`` -> ``'a@<short hostname>'``; a name with ``@`` is kept."""
+    """``'a'`` -> the full name node ``a`` of this host registered (``'a@10.0.0.2'``); ``'a@host'`` is kept.
+
+    A bare name is completed only from what this host's port mapper knows
+    (each node registers its host part, see :func:`complete_name`); a name
+    it does not know gets ``@<short hostname>``, and :func:`check_reachable`
+    then lists the full names it knows.
+    """
     node = node.strip()
     if not node or node.startswith("@") or node.endswith("@"):
         raise BadArg(f"not a node name: {node!r} (expected 'name' or 'name@host')")
-    return node if "@" in node else f"{node}@{short_host()}"
+    return node if "@" in node else complete_name(node)
+
+
+def complete_name(alive: str) -> str:
+    """``alive@HOST`` with the host part node ``alive`` registered with this host's port mapper.
+
+    Without a port mapper (``MPACTORS_DIST_PORT``), or when it does not know
+    ``alive``, the host part is this host's short name.
+    """
+    if uses_port_mapper():
+        try:
+            info = epmd.lookup(alive, timeout=config.EPMD_TIMEOUT)
+        except (EpmdError, BadArg):
+            info = None
+        host = host_of_extra(info.extra) if info is not None else None
+        if host:
+            return f"{alive}@{host}"
+    return f"{alive}@{short_host()}"
+
+
+def known_full_names() -> List[str]:
+    """The full names of the nodes registered on this host (CLI nodes left out); [] if no port mapper runs."""
+    try:
+        return [complete_name(name) for name in local_names()]
+    except EpmdError:
+        return []
 
 
 def is_local(node: str) -> bool:
@@ -89,6 +126,11 @@ def local_names() -> List[str]:
     return sorted(name for name, _ in epmd.names(timeout=config.EPMD_TIMEOUT) if not name.startswith(CLI_NODE_PREFIX))
 
 
+def uses_port_mapper() -> bool:
+    """False when ``MPACTORS_DIST_PORT`` is set: nodes are at ``host:dist_port``, no port mapper is asked."""
+    return config.env_deploy()["dist_port"] is None
+
+
 def registered_locally(node: str) -> bool:
     """Whether ``node`` (on this host) is registered with the port mapper; False if none runs."""
     try:
@@ -100,7 +142,8 @@ def registered_locally(node: str) -> bool:
 @contextlib.contextmanager
 def hidden_node(cookie: Optional[str]) -> Iterator[Node]:
     """Run a temporary hidden node in this process for the duration of a command."""
-    node = Node(f"{CLI_NODE_PREFIX}{os.getpid()}", hidden=True, cookie=cookie)
+    # No seeds: a command connects only to the nodes it names (MPACTORS_SEEDS is for the nodes).
+    node = Node(f"{CLI_NODE_PREFIX}{os.getpid()}", hidden=True, cookie=cookie, seeds=[])
     node.start()
     try:
         yield node
@@ -114,9 +157,16 @@ def check_reachable(node: str) -> None:
     Raises:
         NodeError: ``node`` is on this host and not registered with its port mapper.
     """
-    if is_local(node) and not registered_locally(node):
-        port = config.epmd_port()
-        raise NodeError(f"node {node} is not running (not registered with the port mapper on port {port})")
+    if uses_port_mapper() and is_local(node) and not registered_locally(node):
+        raise NodeError(unknown_name(node))
+
+
+def unknown_name(node: str) -> str:
+    """Why a node of this host cannot be reached: it is not registered; which full names are."""
+    port = config.epmd_port()
+    known = known_full_names()
+    return (f"unknown name: node {node} is not running (not registered with the port mapper on port {port}); "
+            f"running here: {', '.join(known) if known else 'none'}")
 
 
 def resolve_pid(text: str) -> Pid:
@@ -288,6 +338,39 @@ def tls_options(fn: _F, hidden: bool = False) -> _F:
             callback=_set_env(var, path=metavar == "FILE"), help=f"{text} [default: ${var}].",
         )(fn)
     return fn
+
+
+_DEPLOY_OPTIONS = (
+    ("port-range", "LO-HI", "Listen on the first free port of this range (for a firewall)"),
+    ("interface", "ADDR", "Listen on this address only [default: all]"),
+    ("dist-port", "PORT", "No port mapper: listen on PORT and reach every node at host:PORT"),
+)
+
+
+def deploy_options(fn: _F) -> _F:
+    """``--port-range``, ``--interface``, ``--dist-port``, ``--seed`` of ``mpactors start``.
+
+    Like the TLS options they set the environment (``MPACTORS_PORT_RANGE``,
+    ``MPACTORS_INTERFACE``, ``MPACTORS_DIST_PORT``, ``MPACTORS_SEEDS``), which
+    the node reads - a detached node and the launcher's hidden node too.
+    """
+    fn = click.option(
+        "--seed", "seeds", multiple=True, metavar="NODE", expose_value=False, callback=_set_seeds,
+        help="Keep connected to NODE, reconnecting with backoff (repeatable; NAME@dns:HOST for every "
+             "address of HOST) [default: $MPACTORS_SEEDS].",
+    )(fn)
+    for what, metavar, text in reversed(_DEPLOY_OPTIONS):
+        var = f"MPACTORS_{what.replace('-', '_').upper()}"
+        fn = click.option(
+            f"--{what}", envvar=var, default=None, metavar=metavar, expose_value=False,
+            callback=_set_env(var, path=False), help=f"{text} [default: ${var}].",
+        )(fn)
+    return fn
+
+
+def _set_seeds(ctx: click.Context, param: click.Parameter, value: Sequence[str]) -> None:
+    if value:
+        os.environ["MPACTORS_SEEDS"] = ",".join(value)
 
 
 def _set_env(var: str, path: bool) -> Callable[[click.Context, click.Parameter, Optional[str]], None]:

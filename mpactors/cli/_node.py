@@ -12,12 +12,16 @@ inside (:func:`mpactors.introspect.halt`).
 
     launcher                                   node (new session)
     check the name is free (port mapper)
-    Popen(python -m mpactors start NAME) --->  Node(NAME).start(): registers
-    poll the port mapper for NAME              with the port mapper, listens
+    Popen(python -m mpactors start NAME
+          --cookie-fd N)  ---------------->  read the cookie from the pipe N
+    poll the port mapper for NAME              Node(NAME).start(): registers
+                                               with the port mapper, listens
     ping NAME from a hidden node       <---->  pong
     print "NAME OS-PID", exit 0                receive() until SIGTERM
 
-If the node exits first, the launcher fails with the log's last line.
+If the node exits first, the launcher fails with the log's last line. The
+cookie goes through a pipe the node inherits, never in its argv or
+environment (both readable in ``/proc`` by other users of the host).
 """
 from __future__ import annotations
 
@@ -42,13 +46,16 @@ from ._common import (
     is_local,
     log_file,
     registered_locally,
+    uses_port_mapper,
 )
 from ..errors import NodeError, Timeout
 from ..messages import NodeDown
 from ..node import Node
 from ..tls import TLS
 
-__all__ = ["START_TIMEOUT", "STOP_WAIT", "configure_logging", "run_foreground", "start_detached", "stop_node"]
+__all__ = [
+    "START_TIMEOUT", "STOP_WAIT", "configure_logging", "read_cookie_fd", "run_foreground", "start_detached", "stop_node",
+]
 
 log = logging.getLogger("mpactors.node")
 
@@ -130,15 +137,15 @@ def start_detached(
         NodeError: the name is taken, the node exited during start-up (the
             message quotes its log), or it did not answer within ``timeout``.
     """
-    full = Node(name, longnames=longnames).name  # validates the name; starts nothing
-    if registered_locally(full):
+    full = Node(name, longnames=longnames).name  # validates the name and options; starts nothing
+    if uses_port_mapper() and registered_locally(full):
         raise NodeError(f"node {full} is already running on this host")
     logfile = log_file(full)
     logfile.parent.mkdir(parents=True, exist_ok=True)
     offset = logfile.stat().st_size if logfile.exists() else 0
     proc = _spawn(name, logfile, cookie=cookie, longnames=longnames, hidden=hidden, ticktime=ticktime)
     deadline = time.monotonic() + timeout
-    while not registered_locally(full):
+    while uses_port_mapper() and not registered_locally(full):
         _check_alive(proc, full, logfile, offset, deadline, timeout)
         time.sleep(_POLL)
     with hidden_node(cookie):
@@ -161,12 +168,52 @@ def _spawn(
     if hidden:
         argv.append("--hidden")
     env = dict(os.environ)
+    env.pop("MPACTORS_COOKIE", None)  # /proc/PID/environ of the node (and its actors) would show it
+    fds: Tuple[int, ...] = ()
     if cookie is not None:
-        env["MPACTORS_COOKIE"] = cookie  # in the environment, not in argv where ps shows it
-    with open(logfile, "ab") as out:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True, close_fds=True
-        )
+        # Through a pipe the node inherits: argv (ps) and the environment are readable by others.
+        r, w = os.pipe()
+        try:
+            os.write(w, cookie.encode("utf-8"))  # a cookie is far below a pipe's buffer
+        finally:
+            os.close(w)
+        argv += ["--cookie-fd", str(r)]
+        fds = (r,)
+    try:
+        with open(logfile, "ab") as out:
+            return subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True,
+                close_fds=True, pass_fds=fds,
+            )
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def read_cookie_fd(fd: int) -> str:
+    """The cookie a launcher wrote to inherited descriptor ``fd`` (read to its end, then closed).
+
+    Raises:
+        NodeError: ``fd`` is not an open descriptor, or holds no cookie.
+    """
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as exc:
+        raise NodeError(f"cannot read the cookie from descriptor {fd}: {exc.strerror}") from None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    cookie = b"".join(chunks).decode("utf-8", "replace")
+    if not cookie:
+        raise NodeError(f"descriptor {fd} held no cookie")
+    return cookie
 
 
 def _check_alive(
@@ -219,7 +266,7 @@ def stop_node(node: str, *, cookie: Optional[str], timeout: float = STOP_WAIT) -
 
 
 def _wait_gone(node: str, os_pids: List[int], deadline: float) -> None:
-    while registered_locally(node) or any(_alive(p) for p in os_pids):
+    while (uses_port_mapper() and registered_locally(node)) or any(_alive(p) for p in os_pids):
         if time.monotonic() > deadline:
             left = [p for p in os_pids if _alive(p)]
             raise NodeError(f"node {node} is still running after the stop request (OS pids {left})")

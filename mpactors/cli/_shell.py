@@ -13,7 +13,8 @@ Two halves talk with tagged messages::
 
 The evaluator is a real process of NODE: ``self()``, ``node()``, ``receive()``
 and ``os.getppid()`` (the node's OS pid) are the node's. It is linked to the
-CLI's main process, so it ends when the shell does (Ctrl-D, end of input, or
+CLI's main process, so it ends when the shell does (Ctrl-D, ``exit()``,
+``quit()``, end of input, or
 the CLI dying: the link breaks with ``'noconnection'``). If it dies, or an
 evaluation is interrupted with Ctrl-C, a new one is started, as Erlang's shell
 does ("*** Shell process terminated! ***"); its variables are lost.
@@ -46,27 +47,39 @@ def evaluator(client: Pid) -> None:
         _, kind, ref, text = primitives.receive(
             lambda m: type(m) is tuple and len(m) == 4 and m[0] == _TAG and m[1] in ("eval", "complete")
         )
-        reply: Tuple[Any, ...] = _evaluate(text, namespace) if kind == "eval" else (_complete(text, namespace), "")
+        reply: Tuple[Any, ...] = _evaluate(text, namespace) if kind == "eval" else (_complete(text, namespace), "", False)
         primitives.send(client, (_TAG, ref) + reply)
 
 
 def _namespace() -> Dict[str, Any]:
     namespace: Dict[str, Any] = {"__name__": "__console__", "__builtins__": __builtins__}
     exec("import mpactors\nfrom mpactors import *\nfrom mpactors import rpc", namespace)  # noqa: S102
+    namespace["exit"] = namespace["quit"] = _leave  # site's would close the node's stdin first
     return namespace
 
 
-def _evaluate(source: str, namespace: Dict[str, Any]) -> Tuple[str, str]:
-    """Run one interactive statement; returns what it wrote to stdout and stderr."""
+def _leave(code: object = None) -> None:
+    """``exit()`` / ``quit()`` in the shell: leave it (the node goes on)."""
+    raise SystemExit(code)
+
+
+def _evaluate(source: str, namespace: Dict[str, Any]) -> Tuple[str, str, bool]:
+    """Run one interactive statement; returns what it wrote to stdout and stderr, and whether to leave.
+
+    ``exit()``, ``quit()`` (and any ``SystemExit``) leave the shell, as in
+    Python's own prompt; the node goes on.
+    """
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         try:
             exec(compile(source, _SOURCE_NAME, "single"), namespace)  # noqa: S102 - a shell runs code
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - shown to the user, the shell goes on
+        except SystemExit:
+            return out.getvalue(), err.getvalue(), True
+        except Exception as exc:  # noqa: BLE001 - shown to the user, the shell goes on
             # Leave out this frame: the traceback starts in the user's code.
             tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
             err.write("".join(traceback.format_exception(type(exc), exc, tb)))
-    return out.getvalue(), err.getvalue()
+    return out.getvalue(), err.getvalue(), False
 
 
 def _complete(text: str, namespace: Dict[str, Any]) -> List[str]:
@@ -83,6 +96,10 @@ def _complete(text: str, namespace: Dict[str, Any]) -> List[str]:
 
 
 # -- the CLI side ----------------------------------------------------------------
+class _Leave(Exception):
+    """``exit()`` or ``quit()`` was evaluated: leave the prompt."""
+
+
 class RemoteConsole(code.InteractiveConsole):
     """An ``InteractiveConsole`` whose statements run in an evaluator on ``node``."""
 
@@ -106,20 +123,22 @@ class RemoteConsole(code.InteractiveConsole):
         except (OverflowError, SyntaxError, ValueError):
             self.showsyntaxerror(filename)
             return False
-        out, err = self.request("eval", source)
+        out, err, leave = self.request("eval", source)
         self.stdout.write(out)
         self.stdout.flush()
         self.stderr.write(err)
+        if leave:
+            raise _Leave()
         return False
 
-    def request(self, kind: str, text: str) -> Tuple[Any, str]:
+    def request(self, kind: str, text: str) -> Tuple[Any, str, bool]:
         """One exchange with the evaluator; restarts it if it dies or Ctrl-C abandons it."""
         ref = primitives.make_ref()
         me = self.evaluator
         primitives.send(me, (_TAG, kind, ref, text))
         try:
             msg = primitives.receive(
-                lambda m: (type(m) is tuple and len(m) == 4 and m[:2] == (_TAG, ref))
+                lambda m: (type(m) is tuple and len(m) == 5 and m[:2] == (_TAG, ref))
                 or (type(m) is ExitSignal and m.pid == me)
             )
         except KeyboardInterrupt:
@@ -128,11 +147,11 @@ class RemoteConsole(code.InteractiveConsole):
             return self._restarted("KeyboardInterrupt: evaluation abandoned")
         if type(msg) is ExitSignal:
             return self._restarted(f"the shell process exited: {msg.reason!r}")
-        return msg[2], msg[3]
+        return msg[2], msg[3], msg[4]
 
-    def _restarted(self, why: str) -> Tuple[str, str]:
+    def _restarted(self, why: str) -> Tuple[str, str, bool]:
         self.evaluator = self._start_evaluator()
-        return "", f"*** {why}; new shell process {self.evaluator} (variables are lost)\n"
+        return "", f"*** {why}; new shell process {self.evaluator} (variables are lost)\n", False
 
     def write(self, data: str) -> None:
         """Local messages (syntax errors, banner) go to stderr."""
@@ -165,6 +184,8 @@ def run_shell(node: str, *, stdin: TextIO = sys.stdin) -> None:
                 console.push(line.rstrip("\n"))
             if console.buffer:
                 console.push("")
+    except _Leave:
+        pass
     except ProcessExit as exc:  # pragma: no cover - exit signals are trapped
         console.write(f"*** shell ended: {exc}\n")
     finally:
@@ -182,6 +203,6 @@ def _interact(console: RemoteConsole, node: str) -> None:
     sys.ps1, sys.ps2 = f"({node})>>> ", f"({node})... "
     banner = (
         f"mpactors shell on {node}, running as process {console.evaluator}.\n"
-        "send, receive, spawn, self, node, nodes... are at hand, and so are mpactors and rpc. Ctrl-D leaves."
+        "send, receive, spawn, self, node, nodes... are at hand, and so are mpactors and rpc. Ctrl-D or exit() leaves."
     )
     console.interact(banner=banner, exitmsg="")

@@ -45,9 +45,11 @@ import time
 from multiprocessing.connection import Connection, Listener
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import _codec, config, epmd
+from .. import _codec, config
 from ._remote import RemoteOps
-from . import _compat
+from . import _compat, _listen
+from ._registration import NoRegistration, RegistrationKeeper
+from ._seeds import SeedKeeper
 from ._faults import is_blocked
 from ._handshake import (
     MAGIC,
@@ -97,18 +99,22 @@ class Distribution(RemoteOps):
         self._tags = 0
         self._pending: Dict[int, Tuple[Any, str, Any]] = {}
         self._closing = False
+        self.last_failure: Dict[str, str] = {}  # node -> why the last attempt to connect failed
         alive, _, _host = self.name.partition("@")
-        self.listener = Listener(("0.0.0.0", 0), family="AF_INET", backlog=128)
+        self.listening: _listen.Listening = node.listening
+        self.listener = self.listening.listen()  # port_range, interface, dist_port (dist._listen)
         self.port = self.listener.address[1]
         try:
-            epmd.ensure_running()
-            self.registration = epmd.register(alive, self.port, hidden=self.hidden)
-        except EpmdError as exc:
+            self.registration: Any = (
+                RegistrationKeeper(alive, self.port, self.hidden, _host) if self.listening.uses_port_mapper else NoRegistration()
+            )
+        except (EpmdError, NodeError) as exc:
             self.listener.close()
             if "already in use" in str(exc):
                 raise NodeError(f"node name {self.name!r} is already in use on this host") from None
             raise
-        self.creation = self.registration.creation or 1
+        self.creation = self.registration.creation
+        self.seeds = SeedKeeper(self, node.seeds)
 
     def _listen_socket(self) -> socket.socket:
         # multiprocessing.connection.Listener has no public accessor for its
@@ -117,7 +123,7 @@ class Distribution(RemoteOps):
 
     def private_fds(self) -> List[int]:
         """Descriptors an actor forked from the node must close."""
-        return [self._listen_socket().fileno(), self.registration.fileno()]
+        return [self._listen_socket().fileno(), *self.registration.fds()]
 
     def start(self, kernel: Any) -> None:
         self.kernel = kernel
@@ -134,6 +140,8 @@ class Distribution(RemoteOps):
         kernel.private_fds.add(r)
         threading.Thread(target=self._accept_loop, name="mpactors-dist-accept", daemon=True).start()
         threading.Thread(target=self._router_loop, name="mpactors-dist-router", daemon=True).start()
+        self.registration.start(kernel)
+        self.seeds.start()
 
     # -- the router: remote sends of local processes ------------------------------
     def _router_loop(self) -> None:
@@ -313,6 +321,7 @@ class Distribution(RemoteOps):
             result = self._dial(peer)
         except Exception as exc:  # noqa: BLE001 - every failure is a 'pang'
             log.info("cannot connect to %s: %s", peer.name, exc)
+            self.last_failure[peer.name] = str(exc)  # for the caller's error (RemoteOps._request)
             result = None
         self.kernel.cast(self._dialled, peer, result)
 
@@ -324,12 +333,8 @@ class Distribution(RemoteOps):
         if is_blocked(name):  # a cut link (dist._faults)
             raise NodeError(f"connect to {name} timed out (network partition)")
         address = host_address(host)
-        port = epmd.port_please(alive, host=address, timeout=config.CONNECT_TIMEOUT)
-        if port is None:
-            raise NodeError(f"no node {alive!r} registered at {host}")
-        sock = socket.create_connection((address, port), timeout=config.CONNECT_TIMEOUT)
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        port = self.listening.peer_port(alive, address)
+        sock = _listen.dial(address, port)
         conn = self.transport.connected(sock, host)
         try:
             set_timeouts(conn, config.HANDSHAKE_TIMEOUT)
@@ -348,14 +353,18 @@ class Distribution(RemoteOps):
         except Refused as exc:
             conn.close()
             raise NodeError(f"{name} refused the connection: {exc}") from None
+        except (socket.timeout, BlockingIOError):
+            conn.close()
+            raise NodeError(f"timeout: {name} did not complete the handshake within {config.HANDSHAKE_TIMEOUT} s") from None
         except (ssl.SSLError, EOFError, ConnectionError) as exc:
             conn.close()
             if isinstance(conn, Connection):
-                raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None
+                raise NodeError(f"refused cookie: {name} closed the connection during the cookie challenge "
+                                f"(its cookie for us differs from ours) [{type(exc).__name__}]") from None
             raise NodeError(f"{name} refused the connection over TLS: {describe_tls_error(exc, True)}") from None
         except (AuthFailed, EOFError, OSError) as exc:
             conn.close()
-            raise NodeError(f"{name} refused the connection (wrong cookie?): {exc}") from None
+            raise NodeError(f"refused cookie: {name} failed the cookie challenge: {exc}") from None
         if not (isinstance(verdict, tuple) and verdict and verdict[0] == "ok"):
             conn.close()
             why = verdict[1] if isinstance(verdict, tuple) and len(verdict) > 1 else verdict
@@ -582,6 +591,7 @@ class Distribution(RemoteOps):
     def close(self) -> None:
         """Kernel thread, at node stop: drop every connection and the registration."""
         self._closing = True
+        self.seeds.close()
         self.drain_router()
         deadline = time.monotonic() + config.STOP_TIMEOUT
         for peer in list(self.peers.values()):

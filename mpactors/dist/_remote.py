@@ -22,6 +22,10 @@ __all__ = ["RemoteOps"]
 
 log = logging.getLogger("mpactors.dist")
 
+# A spawn request up to this size is loaded once in the kernel thread first, so
+# that a callable this node cannot load (a module it lacks) fails at the caller.
+_CHECK_LOADS_UP_TO = 1 << 20
+
 
 class RemoteOps:
     """Remote links, monitors, exit signals, spawns and ``process_info`` (a Distribution mixin)."""
@@ -33,6 +37,7 @@ class RemoteOps:
     peers: Dict[str, "Peer"]
     _tags: int
     _pending: Dict[int, Tuple[Any, str, Any]]
+    last_failure: Dict[str, str]
 
     def connect(self, name: str, done: Optional[Callable[[bool], None]] = None) -> "Peer":
         raise NotImplementedError
@@ -115,6 +120,13 @@ class RemoteOps:
     def _ctrl_spawn(self, peer: Peer, tag: int, caller: Pid, payload: bytes, fn_name: str, link: bool, monitor: bool) -> None:
         kernel = self.kernel
         try:
+            if len(payload) <= _CHECK_LOADS_UP_TO:  # what cannot be loaded here fails at the caller,
+                _codec.loads(payload)  # not in an actor that dies unseen (a big one: in the actor)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            why = f"spawn on {self.name} failed: cannot load {fn_name} there: {type(exc).__name__}: {exc}"
+            peer.ctrl("reply", tag, False, _codec.dumps(BadArg(why)))
+            return
+        try:
             rec = kernel.spawn_local(payload, fn_name)
         except Exception as exc:  # noqa: BLE001 - reported to the caller
             peer.ctrl("reply", tag, False, _codec.dumps(NodeError(f"spawn on {self.name} failed: {exc}")))
@@ -159,7 +171,8 @@ class RemoteOps:
             if not ok:
                 pending = self._pending.pop(tag, None)
                 if pending is not None:
-                    self.kernel.reply(reply, False, NodeError(f"node {node} is unreachable"))
+                    why = self.last_failure.get(node, "no answer")
+                    self.kernel.reply(reply, False, NodeError(f"node {node} is unreachable: {why}"))
                 return
             refused = _compat.by_value_refusal(self.peers[node].compat, node, msg[2]) if msg[0] == "spawn" else None
             if refused is not None:

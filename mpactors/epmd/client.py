@@ -292,6 +292,7 @@ def _spawn_daemon(port: int, bind_host: str, log_file: Path) -> subprocess.Popen
     # still import this very copy of mpactors.
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env = dict(os.environ)
+    env.pop("MPACTORS_COOKIE", None)  # a port mapper has no use for it (and /proc/PID/environ shows it)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     with log:
         proc = subprocess.Popen(
