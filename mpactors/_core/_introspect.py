@@ -23,7 +23,8 @@ import reprlib
 import sys
 import threading
 import traceback
-from typing import Any, Dict, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["WHAT", "answer", "behaviour", "format_stacks", "register_server", "state_repr", "STATE_LIMIT"]
 
@@ -73,9 +74,20 @@ def format_stacks() -> str:
             parts.append(f"Thread {ident:#x} (the control thread, answering this request)\n")
             continue
         label = "main thread" if ident == main else names.get(ident, "thread")
-        stack = "".join(traceback.format_stack(frames[ident]))
+        stack = "".join(traceback.format_list(_from_bootstrap(traceback.extract_stack(frames[ident]))))
         parts.append(f"Thread {ident:#x} ({label}), most recent call last:\n{stack}")
     return "\n".join(parts)
+
+
+_WORKER = str(Path(__file__).with_name("_worker.py"))
+
+
+def _from_bootstrap(entries: traceback.StackSummary) -> List[traceback.FrameSummary]:
+    """An actor forked by the node's kernel thread inherits that thread's frames: start at the actor's own."""
+    for i, entry in enumerate(entries):
+        if entry.name == "bootstrap" and entry.filename == _WORKER:
+            return list(entries[i:])
+    return list(entries)
 
 
 _repr = reprlib.Repr()

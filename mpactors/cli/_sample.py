@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import introspect
 from ..errors import EpmdError, MpactorsError
+from ..pid import Pid
 from ._common import CLI_NODE_PREFIX, jsonable, local_names, short_host
 
 __all__ = ["ACTOR_FIELDS", "NODE_FIELDS", "Sampler", "SORT_KEYS"]
@@ -44,6 +45,8 @@ class Sampler:
         self.node = node
         self.timeout = timeout
         self._last: Dict[str, Dict[str, Any]] = {}  # node -> its previous snapshot
+        #: Text -> Pid of every actor of the last sample (a pid's text lacks its node's creation).
+        self.pids: Dict[str, Pid] = {}
 
     def seeds(self) -> List[str]:
         """The nodes to start from: NODE, or every node registered on this host."""
@@ -76,6 +79,7 @@ class Sampler:
             nodes.append(node_row)
             actors.extend(actor_rows)
         self._last = snaps
+        self.pids = {str(p["pid"]): p["pid"] for snap in snaps.values() for p in snap["actors"]}
         nodes.sort(key=lambda n: n["node"])
         actors.sort(key=lambda a: (a["node"], _pid_id(a["pid"])))
         return {"time": time.time(), "nodes": nodes, "actors": actors}
