@@ -9,17 +9,25 @@ registered ``echo``. The bodies live here so the nodes (``tests`` is on their
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
 import mpactors
 from mpactors import ChildSpec, GenServer, Supervisor
 
 from nodes import NodeProc, run_node
+from support import LONG_TIMEOUT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = [
-    "Counter", "blocked_in_observe_test", "chatter", "observed_cluster", "spinning_in_observe_test",
+    "Counter", "blocked_in_observe_test", "chatter", "cli_env", "observed_cluster", "observer", "pids_of",
+    "spinning_in_observe_test",
     "SETUP_A", "SETUP_B",
 ]
 
@@ -103,6 +111,37 @@ def observed_cluster(name_a: str = "obsa", name_b: str = "obsb") -> Iterator[Tup
         a = stack.enter_context(run_node(name_a, SETUP_A))
         b = stack.enter_context(run_node(name_b, SETUP_B + f"\nassert mpactors.ping({a.name!r}) == 'pong'\n"))
         yield a, b
+
+
+def cli_env() -> Dict[str, str]:
+    """This process's environment for ``python -m mpactors`` (this checkout first on the path)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("PYTHONUNBUFFERED", None)
+    return env
+
+
+@contextmanager
+def observer(*args: str) -> Iterator[Tuple[str, subprocess.Popen]]:
+    """``mpactors observer ARGS`` in a subprocess; yields its printed URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "mpactors", "observer", *args], env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("observer at http://"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        yield line.split()[-1], proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(LONG_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for f in (proc.stdout, proc.stderr):
+                if f is not None:
+                    f.close()
+    assert proc.returncode == 0
 
 
 def pids_of(node: NodeProc) -> Dict[str, Any]:

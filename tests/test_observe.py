@@ -26,7 +26,9 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from nodes import NodeProc, cluster, cookie, local_node  # noqa: F401 - fixtures
-from observe_cluster import Counter, blocked_in_observe_test, observed_cluster, pids_of, spinning_in_observe_test
+from observe_cluster import (
+    Counter, blocked_in_observe_test, cli_env, observed_cluster, observer, pids_of, spinning_in_observe_test,
+)
 from support import LONG_TIMEOUT, SHORT_TIMEOUT, free_port, wait_until
 
 import mpactors
@@ -38,15 +40,9 @@ pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env() -> Dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("PYTHONUNBUFFERED", None)
-    return env
-
-
 def run_cli(*args: str, expect: Optional[int] = 0, timeout: float = LONG_TIMEOUT) -> subprocess.CompletedProcess:
     """``python -m mpactors ARGS`` with this test's port mapper and cookie."""
-    result = subprocess.run([sys.executable, "-m", "mpactors", *args], env=_env(), capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "mpactors", *args], env=cli_env(), capture_output=True, text=True,
                             timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     if expect is not None:
         assert result.returncode == expect, f"mpactors {' '.join(args)}: exit {result.returncode}\n" \
@@ -146,7 +142,7 @@ def test_top_bad_input_is_one_clear_error(cluster: int) -> None:  # noqa: F811
 @contextmanager
 def _top_in_pty(node: str, *extra: str) -> Iterator[Tuple[int, int]]:
     """``mpactors top NODE`` under a new pseudo-terminal; yields (child pid, master fd)."""
-    env = _env()
+    env = cli_env()
     env.update(TERM="xterm", COLUMNS="160", LINES="40")
     pid, fd = pty.fork()
     if pid == 0:  # the child: the pty is its controlling terminal
@@ -288,30 +284,6 @@ def test_state_is_capped_and_a_failing_repr_is_reported(cluster: int) -> None:  
 
 
 # -- /metrics and the token --------------------------------------------------------------
-@contextmanager
-def observer(*args: str) -> Iterator[Tuple[str, subprocess.Popen]]:
-    """``mpactors observer ARGS`` in a subprocess; yields its printed URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "mpactors", "observer", *args], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("observer at http://"), (line, proc.stderr.read() if proc.poll() is not None else "")
-        yield line.split()[-1], proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(LONG_TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for f in (proc.stdout, proc.stderr):
-                if f is not None:
-                    f.close()
-    assert proc.returncode == 0
-
-
 def _get(url: str) -> Tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=LONG_TIMEOUT) as r:
