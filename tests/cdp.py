@@ -131,6 +131,7 @@ class Page:
     def screenshot(self, path: str, width: int = 1400, height: int = 1100) -> None:
         """Save a PNG of the page at the given viewport size."""
         self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        self.send("Emulation.setScrollbarsHidden", hidden=True)
         data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))

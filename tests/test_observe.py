@@ -19,6 +19,7 @@ import sys
 import termios
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -322,8 +323,20 @@ def test_metrics_parse_as_prometheus_text_and_counters_move(two_nodes: Tuple[Nod
         first = _chatter_in(text, "chatter1")
         wait_until(lambda: _chatter_in(_get(url + "metrics")[1], "chatter1") > first, LONG_TIMEOUT,
                    what="chatter1's messages_in counter to grow")
-        code, body = _get(url + "nosuchpage")
-        assert code == 404
+        assert _get(url + "nosuchpage")[0] == 404
+        assert _get(url + "api/stack")[0] == 400  # no pid
+        code, body = _get(url + "api/stack?pid=" + urllib.parse.quote("<nosuch@node.1.0>"))
+        assert code == 404 and "not an actor of the cluster" in body
+
+
+def test_observer_on_a_port_in_use_is_one_clear_error(cluster: int) -> None:  # noqa: F811
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = run_cli("observer", "--port", str(s.getsockname()[1]), expect=1)
+    assert taken.stderr.startswith("Error:") and "in use" in taken.stderr and taken.stderr.count("\n") == 1
 
 
 def test_metrics_text_escapes_label_values() -> None:
