@@ -71,7 +71,7 @@ def format_stacks() -> str:
     parts = []
     for ident in order:
         if ident == me:  # its stack is always this function: name it, leave it out
-            parts.append(f"Thread {ident:#x} (the control thread, answering this request)\n")
+            parts.append(f"Thread {ident:#x} (the thread answering this request)\n")
             continue
         label = "main thread" if ident == main else names.get(ident, "thread")
         stack = "".join(traceback.format_list(_from_bootstrap(traceback.extract_stack(frames[ident]))))
