@@ -132,7 +132,9 @@ class Page:
         """Save a PNG of the page at the given viewport size."""
         self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
         self.send("Emulation.setScrollbarsHidden", hidden=True)
-        data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": max(width, size["width"]), "height": size["height"], "scale": 1}
+        data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip)["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
 
