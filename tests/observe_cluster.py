@@ -26,7 +26,7 @@ from support import LONG_TIMEOUT
 ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = [
-    "Counter", "blocked_in_observe_test", "chatter", "cli_env", "observed_cluster", "observer", "pids_of",
+    "BadRepr", "Big", "Counter", "blocked_in_observe_test", "chatter", "cli_env", "observed_cluster", "observer", "pids_of",
     "spinning_in_observe_test",
     "SETUP_A", "SETUP_B",
 ]
@@ -57,6 +57,21 @@ class Counter(GenServer):
     def handle_call(self, request: Any, frm: Any) -> Any:
         self.count += 1
         return self.count
+
+
+class BadRepr:
+    """A value whose ``repr`` raises."""
+
+    def __repr__(self) -> str:
+        raise ValueError("no repr for you")
+
+
+class Big(GenServer):
+    """A GenServer whose state is far larger than ``introspect.STATE_LIMIT`` and holds a :class:`BadRepr`."""
+
+    def init(self) -> None:
+        self.bad = BadRepr()
+        self.blobs = {i: "y" * 1000 for i in range(100)}
 
 
 def chatter(me: str, partner: str) -> None:
