@@ -8,7 +8,7 @@ and ``mpactors rpc NODE mpactors.demo:total`` work on any node::
     mpactors rpc a mpactors.demo:total              # -> 5
     mpactors spawn a mpactors.demo:pong             # registered as 'pong'
     mpactors rpc b mpactors.demo:ping a@host 3      # b pings a's 'pong' 3 times
-    mpactors spawn c mpactors.demo:pinger a@host    # pings a's 'pong' every 10 ms, forever
+    mpactors spawn c mpactors.demo:pinger a@host    # pings a's 'pong' in a loop, forever
     mpactors rpc a mpactors.demo:start_tree         # a supervisor 'demo_sup': Store 'store', counter
     mpactors state '<a@host.2.0>'                   # the Store's state
 """
@@ -64,7 +64,10 @@ def ping(node: str, count: int = 3, name: str = "pong") -> List[Any]:
 
 
 def pinger(node: str, interval: float = 0.01, name: str = "pong") -> None:
-    """Ping the ``pong`` actor on ``node`` every ``interval`` seconds, forever (traffic to watch in ``top``)."""
+    """Ping the ``pong`` actor on ``node`` in a loop, forever: traffic to watch in ``top``.
+
+    Each answer is waited for at most ``interval`` seconds (a lost one does not stop the loop).
+    """
     n = 0
     while True:
         primitives.send((name, node), ("ping", primitives.self(), n))
