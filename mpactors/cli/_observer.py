@@ -32,6 +32,7 @@ import ipaddress
 import json
 import queue
 import secrets
+import socket
 import threading
 import time
 from concurrent.futures import Future
@@ -229,9 +230,14 @@ def _handler(board: Board, asks: _Asks, token: Optional[str]) -> type:
 
 def make_server(host: str, port: int, board: Board, asks: _Asks, token: Optional[str]) -> ThreadingHTTPServer:
     """The HTTP server (not yet serving)."""
-    server = ThreadingHTTPServer((host, port), _handler(board, asks, token))
+    cls = _ThreadingHTTPServer6 if ":" in host else ThreadingHTTPServer
+    server = cls((host, port), _handler(board, asks, token))
     server.daemon_threads = True
     return server
+
+
+class _ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 def serve(sampler: Sampler, *, host: str = "127.0.0.1", port: int = 8080, token: Optional[str] = None,
