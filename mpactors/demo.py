@@ -8,15 +8,22 @@ and ``mpactors rpc NODE mpactors.demo:total`` work on any node::
     mpactors rpc a mpactors.demo:total              # -> 5
     mpactors spawn a mpactors.demo:pong             # registered as 'pong'
     mpactors rpc b mpactors.demo:ping a@host 3      # b pings a's 'pong' 3 times
+    mpactors spawn c mpactors.demo:pinger a@host    # pings a's 'pong' in a loop, forever
+    mpactors rpc a mpactors.demo:start_tree         # a supervisor 'demo_sup': Store 'store', counter
+    mpactors state '<a@host.2.0>'                   # the Store's state
 """
 from __future__ import annotations
 
 from typing import Any, List
 
 from . import primitives
+from .errors import Timeout
+from .genserver import GenServer
 from .pattern import ANY
+from .pid import Pid
+from .supervisor import ChildSpec, Supervisor
 
-__all__ = ["counter", "ping", "pong", "total"]
+__all__ = ["Store", "counter", "ping", "pinger", "pong", "start_tree", "total"]
 
 #: How long the request/reply helpers wait for an answer (seconds).
 REPLY_TIMEOUT = 5.0
@@ -54,3 +61,41 @@ def ping(node: str, count: int = 3, name: str = "pong") -> List[Any]:
     for n in range(count):
         primitives.send((name, node), ("ping", primitives.self(), n))
     return [primitives.receive(("pong", ANY, n), timeout=REPLY_TIMEOUT) for n in range(count)]
+
+
+def pinger(node: str, interval: float = 0.01, name: str = "pong") -> None:
+    """Ping the ``pong`` actor on ``node`` in a loop, forever: traffic to watch in ``top``.
+
+    Each answer is waited for at most ``interval`` seconds (a lost one does not stop the loop).
+    """
+    n = 0
+    while True:
+        primitives.send((name, node), ("ping", primitives.self(), n))
+        try:
+            primitives.receive(("pong", ANY, n), timeout=interval)
+        except Timeout:
+            pass
+        primitives.flush()  # a late answer is of no use
+        n += 1
+
+
+class Store(GenServer):
+    """A key-value GenServer: ``call(store, ('put', k, v))`` -> ``'ok'``, ``call(store, ('get', k))`` -> value."""
+
+    def init(self) -> None:
+        self.data: dict = {}
+        self.calls = 0
+
+    def handle_call(self, request: Any, frm: Any) -> Any:
+        self.calls += 1
+        if request[0] == "put":
+            self.data[request[1]] = request[2]
+            return "ok"
+        return self.data.get(request[1])
+
+
+def start_tree(name: str = "demo_sup") -> Pid:
+    """Start a supervisor registered as ``name`` with a :class:`Store` (``'store'``) and a :func:`counter`."""
+    return Supervisor.start(
+        [ChildSpec("store", Store, kwargs={"name": "store"}), ChildSpec("counter", counter)], name=name,
+    )

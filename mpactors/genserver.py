@@ -52,6 +52,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from . import global_registry, primitives
 from ._core._context import check_timeout, current
+from ._core._introspect import register_server
 from .errors import AlreadyStarted, BadArg, NodeError, NoProc, ProcessExit, RemoteError, Timeout
 from .messages import AliasReply, Crash, Down, ExitSignal
 from .pid import Pid, Ref
@@ -246,6 +247,7 @@ def _register_name(name: Any) -> Optional[Pid]:
 def _loop(cls: type, args: tuple, kwargs: dict, name: Optional[str], starter: Pid, ref: Ref, linked: bool) -> None:
     """The server actor's body."""
     server: GenServer = cls()
+    register_server(server, hidden=("_stop_reason", "_parent"))  # for introspect.get_state
     if linked:
         server._parent = starter
     try:

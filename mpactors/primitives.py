@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from . import _codec
 from ._core._context import check_timeout, current
+from ._core._counters import COUNTERS as _COUNTERS, ENABLED as _COUNTING
 from .errors import BadArg
 from .pid import Pid, Ref, TimerRef
 
@@ -55,24 +56,35 @@ def send(dest: Any, msg: Any) -> Any:
     if proc.tracer is not None:
         proc.trace("send", msg, dest)
     if type(dest) is Pid:
-        if dest.node == proc.node_name:
-            payload = _codec.dumps(msg)
-            if dest.creation in (proc.creation, 0):  # 0: typed as text, this incarnation
-                proc.send_local(dest, payload)
-        else:
-            proc.send_remote(dest, _codec.dumps_remote(msg))  # the script's code by value
+        local = dest.node == proc.node_name
+        payload = _codec.dumps(msg) if local else _codec.dumps_remote(msg)  # the script's code by value
+        if _COUNTING:
+            _COUNTERS.messages_out += 1
+            _COUNTERS.bytes_out += len(payload)
+        if not local:
+            proc.send_remote(dest, payload)
+        elif dest.creation in (proc.creation, 0):  # 0: typed as text, this incarnation
+            proc.send_local(dest, payload)
         return msg
     if isinstance(dest, str):
         pid = proc.whereis(dest)
         if pid is None:
             raise BadArg(f"send to {dest!r}: no process is registered under that name on {proc.node_name}")
-        proc.send_local(pid, _codec.dumps(msg))
+        payload = _codec.dumps(msg)
+        if _COUNTING:
+            _COUNTERS.messages_out += 1
+            _COUNTERS.bytes_out += len(payload)
+        proc.send_local(pid, payload)
         return msg
     if isinstance(dest, tuple) and len(dest) == 2 and isinstance(dest[0], str) and isinstance(dest[1], str):
         name, where = dest
         if where == proc.node_name:
             return send(name, msg)
-        proc.send_remote(dest, _codec.dumps_remote(msg))
+        payload = _codec.dumps_remote(msg)
+        if _COUNTING:
+            _COUNTERS.messages_out += 1
+            _COUNTERS.bytes_out += len(payload)
+        proc.send_remote(dest, payload)
         return msg
     raise BadArg(f"cannot send to {dest!r}: expected a Pid, a registered name or (name, node)")
 
@@ -243,7 +255,10 @@ def process_info(pid: Pid) -> Optional[dict]:
     Keys: ``status`` (``'running'``/``'waiting'``), ``message_queue_len``,
     ``links``, ``monitors``, ``monitored_by``, ``registered_name``, ``os_pid``,
     ``memory`` (RSS bytes), ``cpu_percent``, ``current`` (callable name),
-    ``trap_exit``, ``node``.
+    ``trap_exit``, ``node``; the process's message counters since it started
+    (``messages_in``, ``bytes_in``, ``messages_handled``, ``messages_out``,
+    ``bytes_out``) and, for an actor, ``behaviour`` (``'gen_server'``,
+    ``'supervisor'`` or None).
     """
     if type(pid) is not Pid:
         raise BadArg(f"process_info needs a Pid, not {pid!r}")

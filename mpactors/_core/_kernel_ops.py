@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import psutil
 
-from ..errors import BadArg, NodeError
+from ..errors import BadArg, NodeError, NoProc, Timeout
 from ..messages import NodeDown, NodeUp
 from ..pid import Pid
+from ._counters import snapshot as counter_snapshot
+from ._introspect import WHAT, answer as introspect_answer
 from ._util import check_pid
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ __all__ = ["KernelOps", "FdReply", "DEFER"]
 #: Returned by an ``op_*`` handler that answers later through ``reply``.
 DEFER = object()
 _INFO_TIMEOUT = 2.0
+_INTROSPECT_TIMEOUT = 5.0  # seconds a process has to report its stack or state
 
 
 class FdReply:
@@ -135,6 +138,7 @@ class KernelOps:
                 status="waiting" if self.main_mailbox.waiting else "running",
                 message_queue_len=len(self.main_mailbox),
                 trap_exit=rec.trap_exit,
+                **counter_snapshot(),
             )
             return info
         tag = next(self._tags)
@@ -152,6 +156,36 @@ class KernelOps:
                 self.reply(pending[0], True, pending[1])
 
         self.timer(_INFO_TIMEOUT, give_up)
+        return DEFER
+
+    def op_introspect(self, caller: Pid, pid: Pid, what: str) -> Any:
+        """Ask local process ``pid`` about itself (``what``: see ``_introspect.WHAT``); a dict."""
+        check_pid(pid)
+        if what not in WHAT:
+            raise BadArg(f"cannot ask a process for {what!r}: expected one of {', '.join(WHAT)}")
+        if pid.node != self.node_name:
+            raise BadArg(f"{pid} is not a process of {self.node_name} (ask its node)")
+        rec = self.local_rec(pid)
+        if rec is None:
+            raise NoProc(f"no process {pid} (it is not alive)")
+        if rec.ctl is None:  # the node's main process: this process, answered here
+            return introspect_answer(what)
+        tag = next(self._tags)
+        self._info_pending[tag] = (self._reply_to, {}, rec)
+        try:
+            rec.ctl.send(("info", tag, what))
+        except OSError:
+            self._info_pending.pop(tag)
+            raise NoProc(f"no process {pid} (it is ending)") from None
+
+        def give_up() -> None:
+            pending = self._info_pending.pop(tag, None)
+            if pending is not None:
+                self.reply(pending[0], False, Timeout(
+                    f"{pid} did not answer for its {what} within {_INTROSPECT_TIMEOUT}s "
+                    "(a thread holds the GIL in C code?)"))
+
+        self.timer(_INTROSPECT_TIMEOUT, give_up)
         return DEFER
 
     def _static_info(self, rec: ProcRec) -> Dict[str, Any]:

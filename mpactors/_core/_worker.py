@@ -44,6 +44,8 @@ from .mailbox import Mailbox, MailboxWriter, flush_all
 from ..messages import Crash, Trace
 from ._route import route_frame
 from . import _stackdump
+from ._counters import snapshot as counter_snapshot
+from ._introspect import answer as introspect_answer, behaviour
 from ._util import Slot
 from ..pid import Pid, Ref
 
@@ -198,8 +200,9 @@ class ActorProc:
                 elif kind == "reply_fd":
                     fd = recv_handle(self.ctl)
                     self._pending.pop(msg[1]).set(True, fd)
-                elif kind == "info":
-                    self._ctl_send(("info_reply", msg[1], self._local_info()))
+                elif kind == "info":  # ("info", tag) or ("info", tag, what): see _introspect
+                    answer = self._local_info() if len(msg) == 2 else introspect_answer(msg[2])
+                    self._ctl_send(("info_reply", msg[1], answer))
                 elif kind == "title":
                     _set_title(msg[1])
                 elif kind == "trace":
@@ -214,6 +217,8 @@ class ActorProc:
             "status": "waiting" if self.mailbox.waiting else "running",
             "message_queue_len": len(self.mailbox),
             "trap_exit": self.trapping,
+            "behaviour": behaviour(),
+            **counter_snapshot(),
         }
 
     def call(self, op: str, *args: Any) -> Any:

@@ -41,6 +41,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .. import _codec
+from ._counters import COUNTERS as _COUNTERS, ENABLED as _COUNTING
 from ..errors import ProcessExit, Timeout
 from ..messages import AliasReply
 from ..pattern import compile_pattern
@@ -371,6 +372,9 @@ class Mailbox:
         if type(msg) is AliasReply and msg.ref not in self.aliases:
             return  # its caller stopped waiting: drop it, as Erlang drops to a dead alias
         self.queue.append(msg)
+        if _COUNTING:
+            _COUNTERS.messages_in += 1
+            _COUNTERS.bytes_in += len(body)
         if self.on_arrival is not None:
             self.on_arrival(msg)
 
@@ -406,6 +410,8 @@ class Mailbox:
                     msg = q[i]
                     if pred(msg):
                         del q[i]
+                        if _COUNTING:
+                            _COUNTERS.handled += 1
                         return msg
                     i += 1
                 scanned = n

@@ -17,7 +17,8 @@ and ``MPACTORS_HOME``.
 Machinery lives beside this module: :mod:`mpactors.cli._common` (hidden node,
 names, tables, shared options), :mod:`mpactors.cli._node` (start/stop),
 :mod:`mpactors.cli._shell` (the remote prompt), :mod:`mpactors.cli._epmd` (the
-``epmd`` commands) and :mod:`mpactors.demo` (actors for ``scripts/demo``).
+``epmd`` commands), :mod:`mpactors.cli._observe` (``top``, ``stack``, ``state``,
+``observer``) and :mod:`mpactors.demo` (actors for ``scripts/demo``).
 """
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ from ._common import (
     uses_port_mapper,
 )
 from ._epmd import epmd_group
+from ._observe import COMMANDS as OBSERVE_COMMANDS
 from ..errors import BadArg, EpmdError, MpactorsError, RemoteError
 from ..messages import Down, Trace
 from ..pid import Pid
@@ -420,6 +422,8 @@ def logs(node: str, follow: bool) -> None:
 
 
 cli.add_command(epmd_group)
+for _command in OBSERVE_COMMANDS:  # top, stack, state, observer
+    cli.add_command(_command)
 
 
 def main() -> None:
