@@ -11,13 +11,13 @@ import contextlib
 import importlib
 import logging
 import os
-import socket
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
 import click
 
 from .. import config, epmd, primitives, rpc
+from .._names import is_local_host, short_host, target_node
 from ..errors import BadArg, EpmdError, NodeError
 from ..node import Node
 from ..pid import Pid, parse_pid
@@ -60,24 +60,14 @@ CLI_NODE_PREFIX = "mpactors-cli-"
 CLI_TIMEOUT = 10.0
 
 
-def short_host() -> str:
-    """This host's short name, as node names use it."""
-    return socket.gethostname().split(".")[0] or "localhost"
-
-
 def full_node_name(node: str) -> str:
     """``'a'`` -> ``'a@<short hostname>'``; a name with ``@`` is kept."""
-    node = node.strip()
-    if not node or node.startswith("@") or node.endswith("@"):
-        raise BadArg(f"not a node name: {node!r} (expected 'name' or 'name@host')")
-    return node if "@" in node else f"{node}@{short_host()}"
+    return target_node(node)
 
 
 def is_local(node: str) -> bool:
     """True when ``node``'s host part names this host."""
-    host = node.partition("@")[2]
-    hostname = socket.gethostname()
-    return host in ("localhost", hostname, hostname.split(".")[0], socket.getfqdn()) or host.startswith("127.")
+    return is_local_host(node.partition("@")[2])
 
 
 def local_names() -> List[str]:
