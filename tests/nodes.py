@@ -37,7 +37,7 @@ import pytest
 from support import LONG_TIMEOUT, SHORT_TIMEOUT, pid_alive, wait_until
 
 import mpactors
-from mpactors import _names
+from mpactors._names import short_host as _short_host
 
 __all__ = [
     "TEST_COOKIE",
@@ -115,7 +115,7 @@ with mpactors.Node(_name, **_opts) as node:
 
 def short_host() -> str:
     """The host part of a short node name on this machine."""
-    return _names.short_host()
+    return _short_host()
 
 
 def unique_name(prefix: str = "n") -> str:
