@@ -268,6 +268,12 @@ def test_no_module_reads_private_attributes_of_another_modules_objects() -> None
     assert private_attribute_reads(load(PACKAGE)) == []
 
 
+def test_the_architecture_document_names_every_module() -> None:
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py")) if f"`{p.relative_to(PACKAGE)}`" not in text]
+    assert missing == []
+
+
 def test_the_kernel_and_the_distribution_layer_are_typed_for_each_other() -> None:
     assert untyped_boundary(load(PACKAGE)) == []
 

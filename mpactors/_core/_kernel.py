@@ -37,7 +37,6 @@ import logging
 import os
 import selectors
 import signal
-import socket
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -45,7 +44,7 @@ from multiprocessing.reduction import send_handle
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .. import _codec, config
-from . import _procs
+from ._actors import Actors, exit_reason, high_fd_base
 from ._cluster import Cluster
 from ._info import FdReply, Info
 from ._links import Links
@@ -53,9 +52,8 @@ from ._ports import DEFER, DistPort, Reply
 from ._registry import Registry
 from ._tables import ProcRec, ProcTable
 from ._util import Slot
-from ._worker import Boot, bootstrap
 from ..errors import BadArg, MpactorsError, NodeError
-from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter, make_pipe
+from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter
 from ..pid import Pid, Ref
 
 __all__ = ["Kernel", "ProcRec", "DEFER"]
@@ -88,7 +86,7 @@ class Kernel:
         # With fork (and close_range, Python 3.10+), each actor's control
         # socket and sentinel live at or above ``high``: a new child closes
         # them all at once instead of two by two.
-        self.high = _high_fd_base() if start_method == "fork" else 0
+        self.high = high_fd_base() if start_method == "fork" else 0
         self.dist: Optional[DistPort] = None  # the distribution layer, when the node has one
         self.route_conn: Optional[Connection] = None  # write end of dist's router pipe
         self.thread: Optional[threading.Thread] = None
@@ -106,6 +104,7 @@ class Kernel:
         self.links = Links(self.table, self.registry, self, self.end_process)
         self.info = Info(self.table, self, self.main_mailbox)
         self.cluster = Cluster(self)
+        self.actors = Actors(self.table, start_method, self.private_fds, self.fd_lock, self.high)
         # Read by the node's main thread to send and look up names without a hop.
         self.writers: Dict[int, MailboxWriter] = self.table.writers
         self.names: Dict[str, Pid] = self.registry.names
@@ -304,42 +303,10 @@ class Kernel:
         """Start an actor process running the pickled ``(fn, args, kwargs)``."""
         if self._stopping:
             raise NodeError(f"node {self.node_name} is stopping")
-        aid = next(self._ids)
-        pid = Pid(self.node_name, aid, 0, self.creation)
-        r, w = make_pipe()
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        ctl, child_ctl = Connection(_procs.to_high(a.detach(), self.high)), Connection(b.detach())
-        mbox = Connection(r, writable=False)
-        forking = self.start_method == "fork"
-        self.table.writer_fds[aid] = w  # inherited by the child with fork (below)
-        try:
-            self.fd_lock.acquire()
-            boot = Boot(
-                pid=pid, creation=self.creation, mbox=mbox, ctl=child_ctl, payload=payload,
-                title=f"mpactors actor {pid} ({fn_name})", fn_name=fn_name, parent=os.getpid(),
-                close_fds=self.private_fds | {ctl.fileno()} if forking else (),
-                close_high=self.high,
-                route=self.route_conn,
-                writers=self.table.writer_fds if forking else {},
-                log_level=logging.getLogger("mpactors").getEffectiveLevel(),
-            )
-            proc = _procs.start(self.start_method, bootstrap, boot, self.high)
-            self.fd_lock.release()
-        except BaseException:
-            self.fd_lock.release()
-            del self.table.writer_fds[aid]
-            for c in (ctl, child_ctl, mbox):
-                c.close()
-            os.close(w)
-            raise
-        mbox.close()
-        child_ctl.close()
-        rec = ProcRec(pid, MailboxWriter(w), fn_name)
-        rec.proc, rec.ctl = proc, ctl
-        self.table.add(rec, w)
-        self.private_fds.update(fd for fd in (ctl.fileno(), proc.sentinel) if not self.high or fd < self.high)
-        self.sel.register(ctl.fileno(), selectors.EVENT_READ, ("ctl", rec))
-        self.sel.register(proc.sentinel, selectors.EVENT_READ, ("sentinel", rec))
+        pid = Pid(self.node_name, next(self._ids), 0, self.creation)
+        rec, ctl, sentinel = self.actors.start(pid, payload, fn_name, self.route_conn)
+        self.sel.register(ctl, selectors.EVENT_READ, ("ctl", rec))
+        self.sel.register(sentinel, selectors.EVENT_READ, ("sentinel", rec))
         return rec
 
     def make_ref(self) -> Ref:
@@ -364,21 +331,7 @@ class Kernel:
         self.private_fds.discard(proc.sentinel)
         self._read_ctl(rec)  # the exit report was written before the process ended
         self._close_ctl(rec)
-        code = proc.reap()
-        if rec.reported is not None:
-            try:
-                reason = _codec.loads(rec.reported)
-            except Exception:  # noqa: BLE001
-                reason = "unknown"
-        elif rec.kill_reason is not None:
-            reason = rec.kill_reason
-        elif code == -signal.SIGKILL:
-            reason = "killed"
-        elif code < 0:
-            reason = f"killed by {signal.Signals(-code).name}"
-        else:
-            reason = f"exit code {code}"
-        self.process_died(rec, reason)
+        self.process_died(rec, exit_reason(rec, proc.reap()))
 
     def process_died(self, rec: ProcRec, reason: Any) -> None:
         """Forget ``rec`` and fire its links and monitors with ``reason``."""
@@ -400,17 +353,7 @@ class Kernel:
             self.process_died(rec, reason)
             rec.alive = True
             return
-        proc = rec.proc
-        if proc is None or not rec.alive:
-            return
-        if reason == "killed":
-            rec.kill_reason = "killed"
-            proc.kill()
-            return
-        if rec.kill_reason is None:
-            rec.kill_reason = reason
-            proc.signal(signal.SIGTERM)
-            self.timer(config.TERM_TIMEOUT, lambda: proc.kill() if rec.alive else None)
+        self.actors.end(rec, reason, self.timer)
 
     def local_rec(self, pid: Pid) -> Optional[ProcRec]:
         """The live record of a local pid, or None."""
@@ -497,17 +440,9 @@ class Kernel:
 
     def _end_actors(self, timeout: float) -> None:
         """SIGTERM every actor, SIGKILL those left after ``timeout``; reap them (bounded)."""
-        actors = self.table.actors()
-        for rec in actors:
-            if rec.kill_reason is None:
-                rec.kill_reason = "shutdown"
-            if rec.proc is not None:
-                rec.proc.signal(signal.SIGTERM)
+        actors = self.actors.terminate_all()
         self._reap(actors, time.monotonic() + timeout)
-        left = [rec for rec in actors if rec.alive]
-        for rec in left:
-            if rec.proc is not None:
-                rec.proc.kill()
+        left = self.actors.kill_all(actors)
         self._reap(left, time.monotonic() + config.KILL_TIMEOUT)
         stuck = [rec for rec in left if rec.alive]
         if stuck:  # SIGKILL not reaped in time (a process in uninterruptible sleep)
@@ -537,18 +472,6 @@ class Kernel:
                 os.close(fd)
             except OSError:
                 pass
-
-
-def _high_fd_base() -> int:
-    """Half the descriptor limit, where os.closerange is one close_range() call; else 0."""
-    import resource
-    import sys
-
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if sys.version_info < (3, 10) or limit == resource.RLIM_INFINITY or limit < 4096:
-        return 0  # closerange would loop over every number: close them one by one
-    return int(limit // 2)
-
 
 
 def _log_failure(op: str, caller: Pid) -> Callable[[bool, Any], None]:
