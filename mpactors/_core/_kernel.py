@@ -21,11 +21,14 @@ The kernel is composed of one part per concept, each owning its state
   consequences of a lost node - the one place for Erlang's rules;
 * ``info`` (:class:`~._info.Info`): ``process_info``, ``trace``;
 * ``cluster`` (:class:`~._cluster.Cluster`): ``nodes``, ``ping``, cookies,
-  node-event watchers.
+  node-event watchers;
+* ``actors`` (:class:`~._actors.Actors`): starting and ending actor processes.
 
-This module keeps the loop, request dispatch, spawning, process exits and
-stopping. The distribution layer is wired in by the node (:meth:`Kernel.attach`)
-as a :class:`~._ports.DistPort`; it calls the public methods under "from the
+This module keeps the loop, request dispatch, the control connections, and
+what happens when a process ends and when the node stops. The distribution
+layer is wired in by the node (:meth:`Kernel.attach`) as a
+:class:`~._ports.DistPort`; it calls the public methods of ``links``
+(``link_remote``, ``signal_remote``...) and those under "from the
 distribution layer" below, never the tables.
 """
 from __future__ import annotations
