@@ -192,7 +192,7 @@ def _gather(targets: Dict[str, Any], req: Any, timeout: float) -> Tuple[Dict[str
         by_mref.pop(mref, None)
         primitives.demonitor(mref, flush=True)
         replies[node] = msg[2]
-    for ref, (node, mref) in pending.items():
+    for _ref, (node, mref) in pending.items():
         primitives.demonitor(mref, flush=True)
         bad.append(node)
     return replies, bad

@@ -12,7 +12,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import threading
 import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple
@@ -21,6 +20,7 @@ from ._core import _procs, _shutdown, _stackdump
 from . import config
 from ._core._context import current_or_none, set_current
 from ._core._kernel import Kernel
+from ._names import node_name
 from .errors import BadArg, NodeError
 from ._core.mailbox import make_pipe
 from .pid import Pid, Ref
@@ -34,24 +34,9 @@ log = logging.getLogger(__name__)
 LOCAL_NODE = "nonode@nohost"
 
 
-def _short_host() -> str:
-    return socket.gethostname().split(".")[0] or "localhost"
-
-
 def full_name(name: str, longnames: bool = False) -> str:
-    """``'a'`` -> ``'a@<short hostname>'``; a name with ``@host`` is checked and kept."""
-    if not isinstance(name, str) or not name:
-        raise NodeError(f"a node name must be a non-empty string, not {name!r}")
-    alive, _, host = name.partition("@")
-    if not alive or not all(c.isalnum() or c in "_-" for c in alive):
-        raise NodeError(f"invalid node name {name!r}: use letters, digits, '_' and '-' before '@'")
-    if not host:
-        if longnames:
-            raise NodeError(f"long node names need a host: {name!r} should be like 'a@host.example.com' or 'a@127.0.0.1'")
-        host = _short_host()
-    if longnames is False and "." in host and not host.replace(".", "").isdigit():
-        raise NodeError(f"{name!r} is a long name: pass longnames=True (--longnames)")
-    return f"{alive}@{host}"
+    """``'a'`` -> ``'a@<short hostname>'``; a name with ``@host`` is checked and kept (see ``_names``)."""
+    return node_name(name, longnames)
 
 
 class NodeMain:
@@ -87,7 +72,7 @@ class NodeMain:
             dist.route(dest, payload)
 
     def whereis(self, name: str) -> Optional[Pid]:
-        return self.kernel.names.get(name)
+        return self.kernel.whereis(name)
 
     def make_ref(self) -> Ref:
         return Ref.make(self.node_name, self.creation, os.getpid())
@@ -151,7 +136,7 @@ class Node:
         if method not in _procs.START_METHODS:
             raise BadArg(f"`start_method` must be one of {', '.join(_procs.START_METHODS)}, not {method!r}")
         self.start_method = method
-        self._cookie_arg = cookie
+        self.cookie_setting: Any = cookie  # as given; resolved by the distribution layer
         if tls is not None and not isinstance(tls, TLS):
             raise BadArg(f"`tls` must be a mpactors.TLS, not {type(tls).__name__}")
         if tls is not None and not self.distributed:
@@ -190,6 +175,7 @@ class Node:
             kernel = Kernel(self.name, creation, self.start_method, make_pipe())
             if distribution is not None:
                 distribution.start(kernel)
+                kernel.attach(distribution)  # as a _core._ports.DistPort: the core imports no dist
             kernel.start()
             self.kernel = kernel
             set_current(NodeMain(kernel))
@@ -266,8 +252,8 @@ def _graceful(kernel: Kernel) -> None:
     """Stop the supervision trees first (see :mod:`mpactors._core._shutdown`), within the shutdown timeout."""
     try:
         deadline = time.monotonic() + config.shutdown_timeout()
-        signalled = kernel.call(_shutdown.begin, kernel, timeout=config.CALL_TIMEOUT)
-        while kernel.call(_shutdown.pending, kernel, signalled, timeout=config.CALL_TIMEOUT):
+        signalled = kernel.call(_shutdown.begin, kernel.table, kernel.links, kernel.main_pid, timeout=config.CALL_TIMEOUT)
+        while kernel.call(_shutdown.pending, kernel.table, signalled, kernel.main_pid, timeout=config.CALL_TIMEOUT):
             if time.monotonic() >= deadline:
                 log.warning("node %s: graceful stop not done after %.1f s; killing the rest",
                             kernel.node_name, config.shutdown_timeout())

@@ -37,6 +37,7 @@ import pytest
 from support import LONG_TIMEOUT, SHORT_TIMEOUT, pid_alive, wait_until
 
 import mpactors
+from mpactors._names import short_host as _short_host
 
 __all__ = [
     "TEST_COOKIE",
@@ -114,9 +115,7 @@ with mpactors.Node(_name, **_opts) as node:
 
 def short_host() -> str:
     """The host part of a short node name on this machine."""
-    import socket
-
-    return socket.gethostname().split(".")[0] or "localhost"
+    return _short_host()
 
 
 def unique_name(prefix: str = "n") -> str:

@@ -25,9 +25,9 @@ from mpactors.dist import PROTOCOL_VERSION
 pytestmark = pytest.mark.usefixtures("cluster")
 
 NEXT_PROTOCOL = f"""
-import mpactors.dist
-mpactors.dist.PROTOCOL_VERSION = {PROTOCOL_VERSION + 1}
-mpactors.dist.MAGIC = b"MPACTORS{PROTOCOL_VERSION + 1} "
+import mpactors.dist._handshake
+mpactors.dist._handshake.PROTOCOL_VERSION = {PROTOCOL_VERSION + 1}
+mpactors.dist._handshake.MAGIC = b"MPACTORS{PROTOCOL_VERSION + 1} "
 """
 
 

@@ -5,7 +5,12 @@
   inside functions count (a cycle hidden from the interpreter is still
   coupling);
 * no module reads another module's private (``_x``) attributes or functions;
-  importing a public name from a ``_``-module of the package is fine.
+  importing a public name from a ``_``-module of the package is fine. On
+  objects (``kernel._signal(...)``) the name decides: a private name that
+  another module of the package defines and this one does not;
+* the kernel and the distribution layer are typed for each other: nothing
+  called ``kernel`` or ``dist`` is annotated ``Any``, so mypy checks the
+  calls across that boundary.
 
 The checker is plain functions over a directory, so the tests at the end run
 it over small synthetic packages and show that it reports each problem.
@@ -15,8 +20,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
-
-import pytest
 
 import mpactors
 
@@ -148,6 +151,64 @@ def private_reads(modules: Dict[str, Tuple[Path, ast.Module]]) -> List[str]:
     return sorted(set(found))
 
 
+def _defined_private(tree: ast.Module) -> Set[str]:
+    """Private names a module defines: functions, class attributes, ``self._x = ...``, ``__slots__``."""
+    out: Set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            out.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            out.add(node.value)  # __slots__ entries, getattr names
+    return {n for n in out if _private(n)}
+
+
+#: Private attributes of objects from outside the package that a module reads, and why.
+OUTSIDE_PRIVATE_READS = {
+    ("mpactors.dist", "_listener"): "multiprocessing.connection.Listener has no public accessor for its socket",
+}
+
+
+def _module_names(name: str, path: Path, tree: ast.Module, modules: Dict[str, Tuple[Path, ast.Module]]) -> Set[str]:
+    """Local names bound to modules: outside the package (``os``), or of it (``private_reads`` checks those)."""
+    out: Set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve(name, path.name == "__init__.py", node)
+            out.update(alias.asname or alias.name for alias in node.names if f"{target}.{alias.name}" in modules)
+    return out
+
+
+def private_attribute_reads(modules: Dict[str, Tuple[Path, ast.Module]]) -> List[str]:
+    """``obj._x`` where ``_x`` belongs to another module of the package (not ``self``/``cls``).
+
+    Objects have no import to follow, so the name decides: a private name
+    this module does not define itself, but another module of the package
+    does, is read across the boundary (``kernel._signal(...)`` in ``dist``,
+    ``node._cookie_arg``).
+    """
+    own = {name: _defined_private(tree) for name, (_, tree) in modules.items()}
+    found: List[str] = []
+    for name, (path, tree) in modules.items():
+        outside = _module_names(name, path, tree, modules)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and _private(node.attr)):
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"} | outside:
+                continue  # its own object, or a module (``os._exit``; package modules: private_reads)
+            if node.attr in own[name] or (name, node.attr) in OUTSIDE_PRIVATE_READS:
+                continue
+            owners = sorted(m for m, names in own.items() if m != name and node.attr in names)
+            if owners:
+                found.append(f"{name} reads .{node.attr} of {', '.join(owners)}")
+    return sorted(set(found))
+
+
 def _dotted(node: ast.expr) -> Optional[str]:
     if isinstance(node, ast.Name):
         return node.id
@@ -157,6 +218,27 @@ def _dotted(node: ast.expr) -> Optional[str]:
     return None
 
 
+BOUNDARY = ("kernel", "dist")  # how the kernel and the distribution layer name each other
+
+
+def untyped_boundary(modules: Dict[str, Tuple[Path, ast.Module]]) -> List[str]:
+    """Arguments and attributes called ``kernel``/``dist`` annotated with ``Any`` (mypy would not check them)."""
+    found: List[str] = []
+    for name, (_, tree) in modules.items():
+        for node in ast.walk(tree):
+            pairs: List[Tuple[str, Optional[ast.expr]]] = []
+            if isinstance(node, ast.arg):
+                pairs.append((node.arg, node.annotation))
+            elif isinstance(node, ast.AnnAssign):
+                target = node.target
+                label = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                pairs.append((label, node.annotation))
+            for label, annotation in pairs:
+                if label in BOUNDARY and annotation is not None and "Any" in ast.unparse(annotation):
+                    found.append(f"{name}: {label} is typed {ast.unparse(annotation)}")
+    return sorted(found)
+
+
 def problems(root: Path) -> List[str]:
     """Everything wrong with the package at ``root``, one line each."""
     modules = load(root)
@@ -164,6 +246,8 @@ def problems(root: Path) -> List[str]:
     out = core_violations(graph, root.name)
     out += [f"import cycle: {' -> '.join(c)}" for c in cycles(graph)]
     out += private_reads(modules)
+    out += private_attribute_reads(modules)
+    out += untyped_boundary(modules)
     return out
 
 
@@ -172,18 +256,26 @@ def test_the_core_imports_nothing_from_dist_cli_or_bench() -> None:
     assert core_violations(imports(load(PACKAGE)), PACKAGE.name) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 8 not finished: the Kernel/KernelOps and Distribution/RemoteOps mixins still import each "
-    "other (mpactors._core._kernel <-> _kernel_ops; mpactors.dist <-> dist._peer <-> dist._remote); "
-    "strict, so this marker must go when they are composed",
-)
 def test_no_module_imports_itself_back_through_others() -> None:
     assert cycles(imports(load(PACKAGE))) == []
 
 
 def test_no_module_reads_another_modules_private_names() -> None:
     assert private_reads(load(PACKAGE)) == []
+
+
+def test_no_module_reads_private_attributes_of_another_modules_objects() -> None:
+    assert private_attribute_reads(load(PACKAGE)) == []
+
+
+def test_the_architecture_document_names_every_module() -> None:
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    missing = [str(p.relative_to(PACKAGE)) for p in sorted(PACKAGE.rglob("*.py")) if f"`{p.relative_to(PACKAGE)}`" not in text]
+    assert missing == []
+
+
+def test_the_kernel_and_the_distribution_layer_are_typed_for_each_other() -> None:
+    assert untyped_boundary(load(PACKAGE)) == []
 
 
 # -- the checker finds each problem ---------------------------------------------
@@ -216,6 +308,19 @@ def test_the_checker_reports_reads_of_private_names(tmp_path: Path) -> None:
         "c.py": "Public = 1\ndef _helper(): pass\n",
     })
     assert problems(root) == ["pkg.a imports pkg.c._helper", "pkg.a reads pkg.b._table"]
+
+
+def test_the_checker_reports_private_attributes_read_on_another_modules_objects(tmp_path: Path) -> None:
+    root = _package(tmp_path, {
+        "_core/_kernel.py": "class Kernel:\n    def _signal(self):\n        self._table = 1\n",
+        "dist/_remote.py": "import os\ndef f(kernel):\n    kernel._signal()\n    os._exit(0)\n    return kernel._other\n",
+    })
+    assert problems(root) == ["pkg.dist._remote reads ._signal of pkg._core._kernel"]
+
+
+def test_the_checker_reports_a_kernel_typed_any(tmp_path: Path) -> None:
+    root = _package(tmp_path, {"dist/_peer.py": "from typing import Any\nclass P:\n    def __init__(self, kernel: Any) -> None:\n        self.dist: Any = None\n"})
+    assert problems(root) == ["pkg.dist._peer: dist is typed Any", "pkg.dist._peer: kernel is typed Any"]
 
 
 def test_the_checker_accepts_public_names_from_private_modules(tmp_path: Path) -> None:

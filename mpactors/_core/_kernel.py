@@ -8,22 +8,28 @@ send theirs over their control connections. The loop waits on one selector::
     wake pipe       <- requests from threads of this process (call/cast)
     control conns   <- requests and exit reports from actors
     sentinels       <- an actor process ended (SIGKILL included): no polling
-    timers          -> escalate SIGTERM to SIGKILL, give up on late replies;
-                       and the processes' send_after timers (_timers.py)
+    timers          -> escalate SIGTERM to SIGKILL, give up on late replies
 
-Bookkeeping requests (names, ``process_info``, the cluster) are in
-``_kernel_ops.py``; this module keeps the loop, spawning, exits, links,
-monitors and exit signals.
+The kernel is composed of one part per concept, each owning its state
+(kernel thread only):
 
-State owned by the kernel thread:
+* ``table`` (:class:`~._tables.ProcTable`): actor id -> ``ProcRec`` (id 0 is
+  the node's main process) and every local mailbox's write end (read, not
+  written, by the main thread to send without a hop);
+* ``registry`` (:class:`~._registry.Registry`): registered names;
+* ``links`` (:class:`~._links.Links`): links, monitors, exit signals and the
+  consequences of a lost node - the one place for Erlang's rules;
+* ``info`` (:class:`~._info.Info`): ``process_info``, ``trace``;
+* ``cluster`` (:class:`~._cluster.Cluster`): ``nodes``, ``ping``, cookies,
+  node-event watchers;
+* ``actors`` (:class:`~._actors.Actors`): starting and ending actor processes.
 
-* ``procs``: actor id -> :class:`ProcRec` (id 0 is the node's main process);
-* ``names``: registered name -> Pid;
-* links, monitors and ``trap_exit`` live on each ``ProcRec``;
-* ``writers``/``writer_fds``: the write end of every local mailbox (read, not
-  written, by the main thread to send without a hop).
-
-Exit signals follow Erlang: see :meth:`Kernel._signal`.
+This module keeps the loop, request dispatch, the control connections, and
+what happens when a process ends and when the node stops. The distribution
+layer is wired in by the node (:meth:`Kernel.attach`) as a
+:class:`~._ports.DistPort`; it calls the public methods of ``links``
+(``link_remote``, ``signal_remote``...) and those under "from the
+distribution layer" below, never the tables.
 """
 from __future__ import annotations
 
@@ -34,24 +40,24 @@ import logging
 import os
 import selectors
 import signal
-import socket
 import threading
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import send_handle
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-import psutil
-
 from .. import _codec, config
-from . import _procs
-from ._util import NamedTarget, Slot, check_pid
-from ._worker import Boot, bootstrap
-from ..errors import BadArg, MpactorsError, NodeError, NoProc
-from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter, make_pipe
-from ..messages import Down, ExitSignal
-from ._kernel_ops import DEFER, FdReply, KernelOps
-from ._timers import TimerOps, TimerTable, timer_wait
+from ._actors import Actors, exit_reason, high_fd_base
+from ._cluster import Cluster
+from ._info import FdReply, Info
+from ._links import Links
+from ._ports import DEFER, DistPort, Reply
+from ._registry import Registry
+from ._tables import ProcRec, ProcTable
+from ._timers import Timers
+from ._util import Slot
+from ..errors import BadArg, MpactorsError, NodeError
+from .mailbox import SYSTEM_EXIT, F_SYSTEM, Mailbox, MailboxWriter
 from ..pid import Pid, Ref
 
 __all__ = ["Kernel", "ProcRec", "DEFER"]
@@ -59,38 +65,8 @@ __all__ = ["Kernel", "ProcRec", "DEFER"]
 log = logging.getLogger(__name__)
 
 
-
-class ProcRec:
-    """Everything the kernel knows of one local process."""
-
-    __slots__ = (
-        "pid", "proc", "ctl", "writer", "name", "fn_name", "links", "monitors",
-        "monitored_by", "trap_exit", "alive", "kill_reason", "reported", "ps", "started",
-    )
-
-    def __init__(self, pid: Pid, writer: MailboxWriter, fn_name: str) -> None:
-        self.pid = pid
-        self.proc: Optional[_procs.ActorProcess] = None  # None for the main process
-        self.ctl: Optional[Connection] = None
-        self.writer = writer
-        self.name: Optional[str] = None
-        self.fn_name = fn_name
-        self.links: "set[Pid]" = set()
-        self.monitors: Dict[Ref, Any] = {}  # refs this process holds -> target
-        self.monitored_by: Dict[Ref, Pid] = {}  # refs watching this process -> watcher
-        self.trap_exit = False
-        self.alive = True
-        self.kill_reason: Any = None  # set when the kernel ends it
-        self.reported: Any = None  # pickled reason the actor reported
-        self.ps: Optional[psutil.Process] = None
-        self.started = time.time()
-
-
-Reply = Tuple[Any, ...]  # ("local", Slot) | ("actor", ProcRec, tag) | ("fn", callable)
-
-
-class Kernel(KernelOps, TimerOps):
-    """The node's kernel thread and its tables (see the module docstring)."""
+class Kernel:
+    """The node's kernel thread and its parts (see the module docstring)."""
 
     def __init__(self, node_name: str, creation: int, start_method: str, main_mailbox_fds: Tuple[int, int]) -> None:
         self.node_name = node_name
@@ -105,12 +81,6 @@ class Kernel(KernelOps, TimerOps):
         self._ids = itertools.count(1)
         self._tags = itertools.count(1)
         self._timers: List[Tuple[float, int, Callable[[], None]]] = []
-        self.timer_table = TimerTable()  # send_after/send_interval (_timers.py)
-        self._info_pending: Dict[int, Tuple[Reply, Dict[str, Any], ProcRec]] = {}
-        self.procs: Dict[int, ProcRec] = {}
-        self.names: Dict[str, Pid] = {}
-        self.writers: Dict[int, MailboxWriter] = {}
-        self.writer_fds: Dict[int, int] = {}
         # Descriptors an actor forked from this process must not keep.
         self.private_fds: "set[int]" = {self._wake_r, self._wake_w, self.sel.fileno()}
         # Held while forking and while another thread closes a private
@@ -120,24 +90,38 @@ class Kernel(KernelOps, TimerOps):
         # With fork (and close_range, Python 3.10+), each actor's control
         # socket and sentinel live at or above ``high``: a new child closes
         # them all at once instead of two by two.
-        self.high = _high_fd_base() if start_method == "fork" else 0
-        self.node_watchers: Dict[str, Dict[Pid, int]] = {}
-        self.nodes_watchers: "set[Pid]" = set()
-        self.dist: Any = None  # the distribution layer, when the node has one
+        self.high = high_fd_base() if start_method == "fork" else 0
+        self.dist: Optional[DistPort] = None  # the distribution layer, when the node has one
         self.route_conn: Optional[Connection] = None  # write end of dist's router pipe
         self.thread: Optional[threading.Thread] = None
         self._stopping = False
         self._stopped = threading.Event()
-        self._reply_to: Reply = ("fn", _log_failure("?", Pid(node_name, 0)))
+        self.reply_to: Reply = ("fn", _log_failure("?", Pid(node_name, 0)))  # of the request being served
         r, w = main_mailbox_fds
         self.private_fds.add(r)
         self.main_pid = Pid(node_name, 0, 0, creation)
-        main = ProcRec(self.main_pid, MailboxWriter(w), "main")
-        self.procs[0] = main
-        self.writers[0] = main.writer
-        self.writer_fds[0] = w
         self.main_mailbox = Mailbox(r, owner=str(self.main_pid))
         self.private_fds.update(self.main_mailbox.fds())
+        self.table = ProcTable(node_name, creation)
+        self.table.add(ProcRec(self.main_pid, MailboxWriter(w), "main"), w)
+        self.registry = Registry(self.table)
+        self.links = Links(self.table, self.registry, self, self.end_process)
+        self.info = Info(self.table, self, self.main_mailbox)
+        self.cluster = Cluster(self)
+        self.timers = Timers(self.table, self.registry, self)  # send_after/send_interval
+        self.actors = Actors(self.table, start_method, self.private_fds, self.fd_lock, self.high)
+        # Read by the node's main thread to send and look up names without a hop.
+        self.writers: Dict[int, MailboxWriter] = self.table.writers
+        self.names: Dict[str, Pid] = self.registry.names
+        self._ops: Dict[str, Callable[..., Any]] = {}
+        for part in (self, self.registry, self.links, self.info, self.cluster, self.timers):
+            self._ops.update((n[3:], getattr(part, n)) for n in dir(part) if n.startswith("op_"))
+
+    def attach(self, dist: DistPort) -> None:
+        """Wire in the distribution layer (before ``start``)."""
+        self.dist = dist
+        self.route_conn = dist.route_conn
+        self.private_fds.update(dist.private_fds())
 
     # -- running ---------------------------------------------------------
     def start(self) -> None:
@@ -186,7 +170,7 @@ class Kernel(KernelOps, TimerOps):
         timeout = None
         if self._timers:
             timeout = max(0.0, self._timers[0][0] - time.monotonic())
-        timeout = timer_wait(self.timer_table, timeout, time.monotonic())
+        timeout = self.timers.wait(timeout, time.monotonic())
         for key, _ in self.sel.select(timeout):
             if self._stopping:
                 return  # _begin_stop handled the rest of this batch
@@ -203,7 +187,7 @@ class Kernel(KernelOps, TimerOps):
         while self._timers and self._timers[0][0] <= now:
             _, _, fn = heapq.heappop(self._timers)
             fn()
-        self.fire_timers(time.monotonic())
+        self.timers.fire(time.monotonic())
 
     def _run_inbox(self) -> None:
         try:
@@ -227,11 +211,11 @@ class Kernel(KernelOps, TimerOps):
     # -- requests ----------------------------------------------------------
     def request(self, caller: Pid, op: str, args: tuple, reply: Reply) -> None:
         """Run ``op_<op>(caller, *args)`` and answer through ``reply`` (kernel thread)."""
-        handler = getattr(self, "op_" + op, None)
+        handler = self._ops.get(op)
         if handler is None:
             self.reply(reply, False, BadArg(f"unknown kernel request {op!r}"))
             return
-        self._reply_to = reply
+        self.reply_to = reply
         try:
             value = handler(caller, *args)
         except MpactorsError as exc:
@@ -298,11 +282,7 @@ class Kernel(KernelOps, TimerOps):
         elif kind == "exit":
             rec.reported = msg[1]
         elif kind == "info_reply":
-            pending = self._info_pending.pop(msg[1], None)
-            if pending is not None:
-                reply, info, _ = pending
-                info.update(msg[2])
-                self.reply(reply, True, info)
+            self.info.answered(msg[1], msg[2])
 
     def _close_ctl(self, rec: ProcRec) -> None:
         if rec.ctl is not None:
@@ -321,57 +301,19 @@ class Kernel(KernelOps, TimerOps):
         if node is not None and node != self.node_name:
             if self.dist is None:
                 raise NodeError(f"cannot spawn on {node!r}: node {self.node_name} is not distributed")
-            return self.dist.remote_spawn(caller, node, payload, fn_name, link, monitor, self._reply_to)
+            return self.dist.remote_spawn(caller, node, payload, fn_name, link, monitor, self.reply_to)
         rec = self.spawn_local(payload, fn_name)
-        if link:
-            self._add_link(caller, rec.pid)
-        if monitor:
-            ref = self.make_ref()
-            self._add_monitor(caller, rec, ref)
-            return (rec.pid, ref)
-        return rec.pid
+        ref = self.links.spawned(caller, rec, link, monitor)
+        return (rec.pid, ref) if monitor else rec.pid
 
     def spawn_local(self, payload: bytes, fn_name: str) -> ProcRec:
         """Start an actor process running the pickled ``(fn, args, kwargs)``."""
         if self._stopping:
             raise NodeError(f"node {self.node_name} is stopping")
-        aid = next(self._ids)
-        pid = Pid(self.node_name, aid, 0, self.creation)
-        r, w = make_pipe()
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        ctl, child_ctl = Connection(_procs.to_high(a.detach(), self.high)), Connection(b.detach())
-        mbox = Connection(r, writable=False)
-        forking = self.start_method == "fork"
-        self.writer_fds[aid] = w
-        try:
-            self.fd_lock.acquire()
-            boot = Boot(
-                pid=pid, creation=self.creation, mbox=mbox, ctl=child_ctl, payload=payload,
-                title=f"mpactors actor {pid} ({fn_name})", fn_name=fn_name, parent=os.getpid(),
-                close_fds=self.private_fds | {ctl.fileno()} if forking else (),
-                close_high=self.high,
-                route=self.route_conn,
-                writers=self.writer_fds if forking else {},
-                log_level=logging.getLogger("mpactors").getEffectiveLevel(),
-            )
-            proc = _procs.start(self.start_method, bootstrap, boot, self.high)
-            self.fd_lock.release()
-        except BaseException:
-            self.fd_lock.release()
-            del self.writer_fds[aid]
-            for c in (ctl, child_ctl, mbox):
-                c.close()
-            os.close(w)
-            raise
-        mbox.close()
-        child_ctl.close()
-        rec = ProcRec(pid, MailboxWriter(w), fn_name)
-        rec.proc, rec.ctl = proc, ctl
-        self.procs[aid] = rec
-        self.writers[aid] = rec.writer
-        self.private_fds.update(fd for fd in (ctl.fileno(), proc.sentinel) if not self.high or fd < self.high)
-        self.sel.register(ctl.fileno(), selectors.EVENT_READ, ("ctl", rec))
-        self.sel.register(proc.sentinel, selectors.EVENT_READ, ("sentinel", rec))
+        pid = Pid(self.node_name, next(self._ids), 0, self.creation)
+        rec, ctl, sentinel = self.actors.start(pid, payload, fn_name, self.route_conn)
+        self.sel.register(ctl, selectors.EVENT_READ, ("ctl", rec))
+        self.sel.register(sentinel, selectors.EVENT_READ, ("sentinel", rec))
         return rec
 
     def make_ref(self) -> Ref:
@@ -396,95 +338,22 @@ class Kernel(KernelOps, TimerOps):
         self.private_fds.discard(proc.sentinel)
         self._read_ctl(rec)  # the exit report was written before the process ended
         self._close_ctl(rec)
-        code = proc.reap()
-        if rec.reported is not None:
-            try:
-                reason = _codec.loads(rec.reported)
-            except Exception:  # noqa: BLE001
-                reason = "unknown"
-        elif rec.kill_reason is not None:
-            reason = rec.kill_reason
-        elif code == -signal.SIGKILL:
-            reason = "killed"
-        elif code < 0:
-            reason = f"killed by {signal.Signals(-code).name}"
-        else:
-            reason = f"exit code {code}"
-        self.process_died(rec, reason)
+        self.process_died(rec, exit_reason(rec, proc.reap()))
 
     def process_died(self, rec: ProcRec, reason: Any) -> None:
         """Forget ``rec`` and fire its links and monitors with ``reason``."""
         rec.alive = False
-        pid = rec.pid
-        self.timer_table.owner_died(pid)
         if rec.pid.id != 0:
-            del self.procs[pid.id]
-            self.writers.pop(pid.id, None)
-            self.writer_fds.pop(pid.id, None)
-            rec.writer.close()
-        if rec.name is not None:
-            self.names.pop(rec.name, None)
-            rec.name = None
+            self.table.remove(rec)
+        self.registry.forget(rec)
+        self.timers.owner_died(rec.pid)
         if self.dist is not None:
             self.dist.drain_router()  # its remote messages go before its exit signals
-        links, rec.links = rec.links, set()
-        for other in links:
-            if other.node == self.node_name:
-                orec = self.local_rec(other)
-                if orec is not None:
-                    orec.links.discard(pid)
-                self._signal(pid, other, reason, link=True)
-            elif self.dist is not None:
-                self.dist.exit_signal(pid, other, reason, link=True)
-        watchers, rec.monitored_by = rec.monitored_by, {}
-        for ref, watcher in watchers.items():
-            if watcher.node == self.node_name:
-                self.monitor_fired(ref, pid, reason, watcher)
-            elif self.dist is not None:
-                self.dist.down(ref, pid, reason, watcher)
-        held, rec.monitors = rec.monitors, {}
-        for ref, target in held.items():
-            self._drop_monitor(ref, target)
-        for watchers_of_node in self.node_watchers.values():
-            watchers_of_node.pop(pid, None)
-        self.nodes_watchers.discard(pid)
+        self.links.process_died(rec, reason)
+        self.cluster.forget(rec.pid)
 
-    def monitor_fired(self, ref: Ref, target: Any, reason: Any, watcher: Pid) -> None:
-        """Deliver ``Down`` to a local watcher that still holds ``ref``.
-
-        A watcher that demonitored meanwhile gets nothing, so
-        ``demonitor(ref, flush=True)`` is final even for a remote target.
-        """
-        wrec = self.local_rec(watcher)
-        held = wrec.monitors.pop(ref, None) if wrec is not None else None
-        if wrec is not None and held is not None:
-            if isinstance(held, tuple):  # taken on a name: Down names (name, node), as in Erlang
-                target = (held[0], held[1])
-            wrec.writer.put(_codec.dumps(Down(ref, target, reason)), 0)
-
-    def _signal(self, frm: Pid, to: Pid, reason: Any, link: bool) -> None:
-        """Deliver an exit signal from ``frm`` to the local process ``to``.
-
-        * ``'kill'`` sent by ``exit/2`` cannot be trapped: ``to`` dies ``'killed'``;
-        * a process trapping exits gets ``ExitSignal(frm, reason)`` instead;
-        * ``'normal'`` is ignored (unless a process sends it to itself);
-        * any other reason ends ``to`` with the same reason.
-        """
-        rec = self.local_rec(to)
-        if rec is None:
-            return
-        if reason == "kill" and not link:
-            self._end(rec, "killed")
-        elif rec.trap_exit:
-            self.deliver(to, ExitSignal(frm, reason))
-        elif reason == "normal":
-            if frm == to and not link:
-                self._end(rec, "normal")
-        else:
-            self._end(rec, reason)
-
-    def _end(self, rec: ProcRec, reason: Any) -> None:
-        """Make a local process exit with ``reason``."""
+    def end_process(self, rec: ProcRec, reason: Any) -> None:
+        """Make a local process exit with ``reason`` (the exit-signal rules are in ``_links``)."""
         if rec.pid.id == 0:
             # The node's main thread cannot be torn down: its receive raises
             # ProcessExit, and its links and monitors fire as if it died.
@@ -492,30 +361,11 @@ class Kernel(KernelOps, TimerOps):
             self.process_died(rec, reason)
             rec.alive = True
             return
-        proc = rec.proc
-        if proc is None or not rec.alive:
-            return
-        if reason == "killed":
-            rec.kill_reason = "killed"
-            proc.kill()
-            return
-        if rec.kill_reason is None:
-            rec.kill_reason = reason
-            proc.signal(signal.SIGTERM)
-            self.timer(config.TERM_TIMEOUT, lambda: proc.kill() if rec.alive else None)
+        self.actors.end(rec, reason, self.timer)
 
     def local_rec(self, pid: Pid) -> Optional[ProcRec]:
-        """The live record of a local pid, or None.
-
-        Creation 0 means "this incarnation" (a pid typed as text, as with
-        Erlang's ``list_to_pid``); any other creation must match.
-        """
-        if pid.node != self.node_name or pid.creation not in (0, self.creation):
-            return None
-        rec = self.procs.get(pid.id)
-        if rec is None or not rec.alive or rec.pid.serial != pid.serial:
-            return None
-        return rec
+        """The live record of a local pid, or None."""
+        return self.table.local_rec(pid)
 
     def deliver(self, to: Pid, msg: Any) -> None:
         """Put a runtime message (Down, ExitSignal, NodeDown...) in ``to``'s mailbox."""
@@ -523,127 +373,47 @@ class Kernel(KernelOps, TimerOps):
             if self.dist is not None:
                 self.dist.route(to, _codec.dumps(msg))
             return
-        rec = self.local_rec(to)
+        rec = self.table.local_rec(to)
         if rec is not None:
             rec.writer.put(_codec.dumps(msg), 0)
 
-    # -- links, monitors, exit -------------------------------------------
-    def _add_link(self, a: Pid, b: Pid) -> None:
-        ra, rb = self.local_rec(a), self.local_rec(b)
-        a, b = ra.pid if ra else a, rb.pid if rb else b  # the exact pids, creation included
-        for rec, other in ((ra, b), (rb, a)):
-            if rec is not None:
-                rec.links.add(other)
+    # -- from the distribution layer ---------------------------------------
+    # A control frame from another node, decoded by ``dist``, becomes a call of
+    # a public method of ``self.links`` (``link_remote``, ``signal_remote``...)
+    # or of one below; the rules behind them live in the core only.
+    def spawn_for_remote(
+        self, caller: Pid, payload: bytes, fn_name: str, link: bool, monitor: bool
+    ) -> Tuple[Pid, Optional[Ref]]:
+        """Spawn here for the remote ``caller``, linked or monitored as asked."""
+        rec = self.spawn_local(payload, fn_name)
+        return rec.pid, self.links.spawned(caller, rec, link, monitor)
 
-    def op_link(self, caller: Pid, pid: Pid) -> bool:
-        check_pid(pid)
-        if pid == caller:
-            return True
-        if pid.node != self.node_name:
-            if self.dist is None:
-                raise NodeError(f"cannot link to {pid}: node {self.node_name} is not distributed")
-            self.dist.link(caller, pid)
-            return True
-        if self.local_rec(pid) is None:  # Erlang: a trapping caller gets {'EXIT', Pid, noproc}, others raise
-            crec = self.local_rec(caller)
-            if crec is None or not crec.trap_exit:
-                raise NoProc(f"cannot link to {pid}: no such process")
-            self.deliver(caller, ExitSignal(pid, "noproc"))
-            return True
-        self._add_link(caller, pid)
+    def node_up(self, node: str) -> None:
+        """A visible connection to ``node`` is up: tell ``monitor_nodes`` watchers."""
+        self.cluster.node_up(node)
+
+    def node_down(self, node: str) -> None:
+        """The connection to ``node`` is lost: links break, monitors fire, watchers hear."""
+        self.links.node_down(node)
+        self.cluster.node_down(node)
+
+    def whereis(self, name: str) -> Optional[Pid]:
+        """Any thread: the local pid registered as ``name``, or None."""
+        return self.registry.lookup(name)
+
+    def writer_for(self, aid: int, creation: int) -> Optional[MailboxWriter]:
+        """Any thread: the mailbox writer of local actor ``aid``, or None."""
+        return self.table.writer_for(aid, creation)
+
+    # -- halting -------------------------------------------------------------
+    def op_halt(self, caller: Pid) -> bool:
+        """Stop this node from inside (``mpactors stop``): the node's halt handler runs."""
+        self.timer(0.05, self.on_halt)
         return True
 
-    def op_unlink(self, caller: Pid, pid: Pid) -> bool:
-        check_pid(pid)
-        self.remove_link(caller, pid)
-        if pid.node != self.node_name and self.dist is not None:
-            self.dist.unlink(caller, pid)
-        return True
-
-    def remove_link(self, a: Pid, b: Pid) -> None:
-        for x, y in ((a, b), (b, a)):
-            rec = self.local_rec(x)
-            if rec is not None:
-                rec.links.discard(y)
-
-    def op_trap_exit(self, caller: Pid, flag: bool) -> bool:
-        rec = self.local_rec(caller)
-        if rec is None:
-            raise BadArg(f"{caller} is not alive")
-        old, rec.trap_exit = rec.trap_exit, bool(flag)
-        return old
-
-    def op_exit(self, caller: Pid, pid: Pid, reason: Any) -> bool:
-        check_pid(pid)
-        if pid.node != self.node_name:
-            if self.dist is not None:
-                self.dist.exit_signal(caller, pid, reason, link=False)
-            return True
-        self._signal(caller, pid, reason, link=False)
-        return True
-
-    def _add_monitor(self, watcher: Pid, target: ProcRec, ref: Ref, named: Optional[NamedTarget] = None) -> None:
-        target.monitored_by[ref] = watcher
-        wrec = self.local_rec(watcher)
-        if wrec is not None:
-            wrec.monitors[ref] = target.pid if named is None else named
-
-    def op_monitor(self, caller: Pid, target: Any) -> Ref:
-        ref = self.make_ref()
-        if isinstance(target, tuple) and len(target) == 2 and target[1] == self.node_name:
-            target = target[0]
-        if isinstance(target, str):
-            pid = self.names.get(target)
-            if pid is None:
-                self.deliver(caller, Down(ref, (target, self.node_name), "noproc"))
-                return ref
-            rec = self.local_rec(pid)
-            if rec is not None:
-                self._add_monitor(caller, rec, ref, NamedTarget(target, self.node_name, pid))
-                return ref
-            target = pid
-        remote_name = isinstance(target, tuple) and len(target) == 2 and all(isinstance(t, str) for t in target)
-        if not remote_name:
-            check_pid(target)
-        if remote_name or target.node != self.node_name:
-            self._monitor_remote(caller, target, ref)
-            return ref
-        rec = self.local_rec(target)
-        if rec is None:
-            self.deliver(caller, Down(ref, target, "noproc"))
-            return ref
-        self._add_monitor(caller, rec, ref)
-        return ref
-
-    def _monitor_remote(self, caller: Pid, target: Any, ref: Ref) -> None:
-        """Monitor a pid or ``(name, node)`` on another node."""
-        if self.dist is None:
-            self.deliver(caller, Down(ref, target, "noconnection"))
-            return
-        crec = self.local_rec(caller)
-        if crec is not None:
-            crec.monitors[ref] = target
-        self.dist.monitor(caller, target, ref)
-
-    def op_demonitor(self, caller: Pid, ref: Ref) -> bool:
-        crec = self.local_rec(caller)
-        target = crec.monitors.pop(ref, None) if crec is not None else None
-        if target is None:
-            return False
-        self._drop_monitor(ref, target)
-        return True
-
-    def _drop_monitor(self, ref: Ref, target: Any) -> None:
-        if isinstance(target, NamedTarget):
-            target = target.pid
-        node = target.node if isinstance(target, Pid) else target[1]
-        if node != self.node_name:
-            if self.dist is not None:
-                self.dist.demonitor(ref, target)
-            return
-        rec = self.local_rec(target) if isinstance(target, Pid) else None
-        if rec is not None:
-            rec.monitored_by.pop(ref, None)
+    def on_halt(self) -> None:
+        """Replaced by the node; by default the node process gets SIGTERM."""
+        os.kill(os.getpid(), signal.SIGTERM)
 
     # -- stopping ----------------------------------------------------------
     def stop(self, timeout: float = config.STOP_TIMEOUT) -> None:
@@ -678,17 +448,9 @@ class Kernel(KernelOps, TimerOps):
 
     def _end_actors(self, timeout: float) -> None:
         """SIGTERM every actor, SIGKILL those left after ``timeout``; reap them (bounded)."""
-        actors = [rec for aid, rec in self.procs.items() if aid != 0]
-        for rec in actors:
-            if rec.kill_reason is None:
-                rec.kill_reason = "shutdown"
-            if rec.proc is not None:
-                rec.proc.signal(signal.SIGTERM)
+        actors = self.actors.terminate_all()
         self._reap(actors, time.monotonic() + timeout)
-        left = [rec for rec in actors if rec.alive]
-        for rec in left:
-            if rec.proc is not None:
-                rec.proc.kill()
+        left = self.actors.kill_all(actors)
         self._reap(left, time.monotonic() + config.KILL_TIMEOUT)
         stuck = [rec for rec in left if rec.alive]
         if stuck:  # SIGKILL not reaped in time (a process in uninterruptible sleep)
@@ -718,18 +480,6 @@ class Kernel(KernelOps, TimerOps):
                 os.close(fd)
             except OSError:
                 pass
-
-
-def _high_fd_base() -> int:
-    """Half the descriptor limit, where os.closerange is one close_range() call; else 0."""
-    import resource
-    import sys
-
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if sys.version_info < (3, 10) or limit == resource.RLIM_INFINITY or limit < 4096:
-        return 0  # closerange would loop over every number: close them one by one
-    return int(limit // 2)
-
 
 
 def _log_failure(op: str, caller: Pid) -> Callable[[bool, Any], None]:

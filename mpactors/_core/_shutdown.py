@@ -19,24 +19,26 @@ What Erlang's ``init:stop`` does through its applications, here in two steps:
 """
 from __future__ import annotations
 
-from typing import Any, List, Set
+from typing import List, Set
 
 from ..pid import Pid
+from ._links import Links
+from ._tables import ProcTable
 
 __all__ = ["begin", "pending", "roots"]
 
 
-def _live_ids(kernel: Any) -> Set[Pid]:
-    return {rec.pid for aid, rec in kernel.procs.items() if aid != 0 and rec.alive}
+def _live_ids(table: ProcTable) -> Set[Pid]:
+    return {rec.pid for rec in table.actors() if rec.alive}
 
 
-def roots(kernel: Any) -> List[Pid]:
+def roots(table: ProcTable) -> List[Pid]:
     """Kernel thread: the oldest actor of each group of linked actors, newest group first.
 
     A supervisor and its children link both ways; the supervisor started
     them, so it is the oldest of its tree (a restarted child is newer still).
     """
-    live = _live_ids(kernel)
+    live = _live_ids(table)
     seen: Set[Pid] = set()
     out: List[Pid] = []
     for pid in sorted(live, key=lambda p: p.id):
@@ -46,28 +48,28 @@ def roots(kernel: Any) -> List[Pid]:
         todo = [pid]
         seen.add(pid)
         while todo:  # everything linked to it, directly or not
-            rec = kernel.procs.get(todo.pop().id)
+            rec = table.local_rec(todo.pop())
             for other in (rec.links & live) - seen if rec is not None else ():
                 seen.add(other)
                 todo.append(other)
     return sorted(out, key=lambda pid: pid.id, reverse=True)
 
 
-def begin(kernel: Any) -> List[Pid]:
-    """Kernel thread: send ``'shutdown'`` to every root (newest first); returns them."""
-    signalled = roots(kernel)
+def begin(table: ProcTable, links: Links, main: Pid) -> List[Pid]:
+    """Kernel thread: send ``'shutdown'`` from ``main`` to every root (newest first); returns them."""
+    signalled = roots(table)
     for pid in signalled:
-        kernel.op_exit(kernel.main_pid, pid, "shutdown")
+        links.op_exit(main, pid, "shutdown")
     return signalled
 
 
-def pending(kernel: Any, signalled: List[Pid]) -> int:
+def pending(table: ProcTable, signalled: List[Pid], main: Pid) -> int:
     """Kernel thread: how many actors the graceful stop still waits for."""
-    live = _live_ids(kernel)
+    live = _live_ids(table)
     waiting = 0
-    for aid, rec in kernel.procs.items():
-        if aid == 0 or not rec.alive:
+    for rec in table.actors():
+        if not rec.alive:
             continue
-        if rec.links & live or (rec.trap_exit and rec.pid in signalled and kernel.main_pid in rec.links):
+        if rec.links & live or (rec.trap_exit and rec.pid in signalled and main in rec.links):
             waiting += 1
     return waiting

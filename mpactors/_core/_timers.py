@@ -10,7 +10,7 @@ timers cost one wake-up per instant that has something to deliver.
   so the death of an owner cancels all of its timers at once. A cancelled
   timer leaves its heap entry behind (dropped when popped, or in one sweep
   when more than half the heap is dead), so cancelling costs O(1).
-* :class:`TimerOps` is the kernel's side (a mixin of the kernel): the
+* :class:`Timers` is the kernel's part (composed into the kernel): the
   ``op_send_after``/``op_cancel_timer``/``op_read_timer`` requests, and
   delivering a due message.
 
@@ -32,8 +32,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import BadArg
 from ..pid import Pid, TimerRef
+from ._ports import KernelServices
+from ._registry import Registry
+from ._tables import ProcTable
 
-__all__ = ["Timer", "TimerTable", "TimerOps", "timer_wait"]
+__all__ = ["Timer", "TimerTable", "Timers", "timer_wait"]
 
 
 class Timer:
@@ -154,58 +157,66 @@ class TimerTable:
                 del self._by_owner[timer.owner]
 
 
-class TimerOps:
-    """The kernel's timer requests (a Kernel mixin; runs in the kernel thread)."""
+class Timers:
+    """The kernel's timer part: its requests and delivering due messages (kernel thread only)."""
 
-    # Provided by Kernel.
-    node_name: str
-    creation: int
-    names: Dict[str, Pid]
-    dist: Any
-    timer_table: TimerTable
+    def __init__(self, table: ProcTable, registry: Registry, kernel: KernelServices) -> None:
+        self.table = table
+        self.registry = registry
+        self.kernel = kernel
+        self.pending = TimerTable()
 
-    def local_rec(self, pid: Pid) -> Any:
-        raise NotImplementedError
+    def _ours(self, ref: TimerRef) -> bool:
+        return ref.node == self.kernel.node_name and ref.creation == self.kernel.creation
 
     def op_send_after(self, caller: Pid, ref: TimerRef, delay: float, interval: Optional[float], dest: Any,
                       payload: bytes) -> TimerRef:
-        if ref.node != self.node_name or ref.creation != self.creation:
-            raise BadArg(f"{ref!r} was not made on {self.node_name}")
-        self.timer_table.add(ref.n, caller, delay, interval, dest, payload)
+        if not self._ours(ref):
+            raise BadArg(f"{ref!r} was not made on {self.kernel.node_name}")
+        self.pending.add(ref.n, caller, delay, interval, dest, payload)
         return ref
 
     def op_cancel_timer(self, caller: Pid, ref: TimerRef) -> Optional[float]:
-        if ref.node != self.node_name or ref.creation != self.creation:
+        if not self._ours(ref):
             return None  # not a timer of this node (Erlang answers false)
-        return self.timer_table.cancel(ref.n)
+        return self.pending.cancel(ref.n)
 
     def op_read_timer(self, caller: Pid, ref: TimerRef) -> Optional[float]:
-        if ref.node != self.node_name or ref.creation != self.creation:
+        if not self._ours(ref):
             return None
-        return self.timer_table.read(ref.n)
+        return self.pending.read(ref.n)
 
-    def fire_timers(self, now: float) -> None:
+    def owner_died(self, pid: Pid) -> None:
+        """Cancel every timer ``pid`` set."""
+        self.pending.owner_died(pid)
+
+    def wait(self, timeout: Optional[float], now: float) -> Optional[float]:
+        """``timeout`` shortened so that the kernel's ``select`` returns when the first timer is due."""
+        return timer_wait(self.pending, timeout, now)
+
+    def fire(self, now: float) -> None:
         """Deliver every timer due at ``now`` (called by the kernel's loop)."""
-        for timer in self.timer_table.pop_due(now):
-            self._deliver_timer(timer.dest, timer.payload)
+        for timer in self.pending.pop_due(now):
+            self._deliver(timer.dest, timer.payload)
 
-    def _deliver_timer(self, dest: Any, payload: bytes) -> None:
+    def _deliver(self, dest: Any, payload: bytes) -> None:
+        dist = self.kernel.dist
         if isinstance(dest, str):
-            dest = self.names.get(dest)
+            dest = self.registry.lookup(dest)
             if dest is None:
                 return  # looked up at delivery, as Erlang: no name, no message, no error
         elif type(dest) is not Pid:  # (name, node)
             name, where = dest
-            if where == self.node_name:
-                self._deliver_timer(name, payload)
-            elif self.dist is not None:
-                self.dist.route(dest, payload)
+            if where == self.kernel.node_name:
+                self._deliver(name, payload)
+            elif dist is not None:
+                dist.route(dest, payload)
             return
-        if dest.node != self.node_name:
-            if self.dist is not None:
-                self.dist.route(dest, payload)
+        if dest.node != self.kernel.node_name:
+            if dist is not None:
+                dist.route(dest, payload)
             return
-        rec = self.local_rec(dest)
+        rec = self.table.local_rec(dest)
         if rec is not None:
             rec.writer.put(payload, 0)
 

@@ -11,13 +11,13 @@ import contextlib
 import importlib
 import logging
 import os
-import socket
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
 import click
 
 from .. import config, epmd, primitives, rpc
+from .._names import is_local_host, short_host, target_node
 from ..dist._registration import host_of_extra
 from ..errors import BadArg, EpmdError, NodeError
 from ..node import Node
@@ -66,11 +66,6 @@ CLI_NODE_PREFIX = "mpactors-cli-"
 CLI_TIMEOUT = 10.0
 
 
-def short_host() -> str:
-    """This host's short name, as node names use it."""
-    return socket.gethostname().split(".")[0] or "localhost"
-
-
 def full_node_name(node: str) -> str:
     """``'a'`` -> the full name node ``a`` of this host registered (``'a@10.0.0.2'``); ``'a@host'`` is kept.
 
@@ -79,10 +74,8 @@ def full_node_name(node: str) -> str:
     it does not know gets ``@<short hostname>``, and :func:`check_reachable`
     then lists the full names it knows.
     """
-    node = node.strip()
-    if not node or node.startswith("@") or node.endswith("@"):
-        raise BadArg(f"not a node name: {node!r} (expected 'name' or 'name@host')")
-    return node if "@" in node else complete_name(node)
+    full = target_node(node)  # checked: BadArg for an empty part
+    return full if "@" in node else complete_name(full.partition("@")[0])
 
 
 def complete_name(alive: str) -> str:
@@ -112,9 +105,7 @@ def known_full_names() -> List[str]:
 
 def is_local(node: str) -> bool:
     """True when ``node``'s host part names this host."""
-    host = node.partition("@")[2]
-    hostname = socket.gethostname()
-    return host in ("localhost", hostname, hostname.split(".")[0], socket.getfqdn()) or host.startswith("127.")
+    return is_local_host(node.partition("@")[2])
 
 
 def local_names() -> List[str]:

@@ -3,7 +3,10 @@
 Frames on an established connection are described in :mod:`mpactors.dist._wire`.
 A :class:`Peer` is created pending (frames queue up) and becomes *up* once
 the handshake is done; its writer thread sends batches and ticks, its reader
-thread hands batches to the distribution layer.
+thread hands batches to its owner (:class:`PeerEvents`, the distribution
+layer) and reports a lost connection - end of file, an error, or silence
+past ``ticktime`` (the net tick timeout) - which :mod:`mpactors.dist._nodedown`
+turns into a node down.
 """
 from __future__ import annotations
 
@@ -14,18 +17,27 @@ import struct
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple, Union
 
 from .. import _codec
 from ._faults import is_blocked
 from ._handshake import shutdown_conn
-from .. import _codec
 from ._wire import CTRL, FRAME, LEN, MAX_FRAME, TICK
 
-if TYPE_CHECKING:
-    from . import Distribution
+__all__ = ["Peer", "PeerEvents"]
 
-__all__ = ["Peer"]
+
+class PeerEvents(Protocol):
+    """What a :class:`Peer`'s threads tell their owner (the distribution layer)."""
+
+    def handle_batch(self, peer: Peer, data: bytes) -> None:
+        """Reader thread: a batch of frames arrived."""
+
+    def connection_lost(self, peer: Peer, why: str) -> None:
+        """Any thread: the connection is gone (``why`` says how)."""
+
+    def close_private(self, closable: Union[socket.socket, Connection]) -> None:
+        """Close a node-private descriptor (actors forked later must not see its number)."""
 
 
 class Peer:
@@ -38,9 +50,10 @@ class Peer:
     switch per message.
     """
 
-    def __init__(self, dist: Distribution, name: str) -> None:
-        self.dist = dist
+    def __init__(self, events: PeerEvents, name: str, ticktime: float) -> None:
+        self.events = events
         self.name = name
+        self.ticktime = ticktime  # silence past this is a lost connection
         self.conn: Optional[Connection] = None
         self.sock: Optional[socket.socket] = None  # a dup of conn's socket, for sends
         self.direct = True  # any thread may send on ``sock`` (not over TLS: the writer only)
@@ -53,7 +66,7 @@ class Peer:
         self.partial = b""  # the rest of a direct send the socket did not take
         self.busy = False  # a thread is sending on the socket
         self.cond = threading.Condition()
-        self.tick_interval = dist.ticktime / 4
+        self.tick_interval = ticktime / 4
         self.last_send = time.monotonic()
         self.waiters: List[Callable[[bool], None]] = []
         # Once its threads run, only the reader closes ``conn`` and only the
@@ -134,7 +147,7 @@ class Peer:
                     self.cond.wait(0.1)
                 self.busy = True  # and none may start now
             with self.io_lock:
-                self.dist.kernel.close_private(sock)
+                self.events.close_private(sock)
 
     def _write_loop(self, sock: socket.socket) -> None:
         try:
@@ -152,7 +165,7 @@ class Peer:
                         self.cond.notify_all()
         except (OSError, ValueError) as exc:
             if not self.closed:
-                self.dist.connection_lost(self, f"send failed: {exc}")
+                self.events.connection_lost(self, f"send failed: {exc}")
 
     def _reader(self) -> None:
         conn = self.conn
@@ -161,10 +174,10 @@ class Peer:
             self._read_loop(conn)
         finally:
             with self.io_lock:
-                self.dist.kernel.close_private(conn)
+                self.events.close_private(conn)
 
     def _read_loop(self, conn: Connection) -> None:
-        timeout = self.dist.ticktime
+        timeout = self.ticktime
         poller = select.poll()  # kept: Connection.poll() builds a selector per call
         poller.register(conn.fileno(), select.POLLIN)
         timeout_ms = int(timeout * 1000)
@@ -173,15 +186,15 @@ class Peer:
         try:
             while True:
                 if not ready():
-                    self.dist.connection_lost(self, f"silent for {timeout:g} s (net tick timeout)")
+                    self.events.connection_lost(self, f"silent for {timeout:g} s (net tick timeout)")
                     return
                 data = conn.recv_bytes(MAX_FRAME)
-                self.dist.handle_batch(self, data)
+                self.events.handle_batch(self, data)
         except (EOFError, OSError, ValueError, TypeError) as exc:
             # (TypeError: the connection was closed under us, its handle is None)
             if not self.closed:
                 why = "closed by peer" if isinstance(exc, EOFError) else f"receive failed: {exc}"
-                self.dist.connection_lost(self, why)
+                self.events.connection_lost(self, why)
 
     def start(self) -> None:
         self.threads = True
@@ -208,6 +221,6 @@ class Peer:
             if self.conn is not None and not self.conn.closed:
                 shutdown_conn(self.conn)
                 if not self.threads:
-                    self.dist.kernel.close_private(self.conn)
+                    self.events.close_private(self.conn)
             if self.sock is not None and not self.threads:
-                self.dist.kernel.close_private(self.sock)
+                self.events.close_private(self.sock)

@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional, Tuple
 from .. import config
 from ..errors import NodeError
 from ..tls import TLS
-from ._handshake import REFUSED, AuthFailed
+from ._auth import REFUSED, AuthFailed
 
 __all__ = ["Transport", "TLSConnection", "describe_tls_error", "TLS_RECORD"]
 

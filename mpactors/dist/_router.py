@@ -1,0 +1,201 @@
+"""The router: messages between local processes and other nodes, both ways.
+
+Outgoing: every local process writes its remote sends into its node's router
+pipe (:mod:`mpactors._core._route`); :meth:`Router.drain` (the router thread,
+or the kernel before it sends a signal) forwards each body, unchanged, to the
+connection for its node, one batch per peer per drain.
+
+Incoming: a peer's reader thread hands each batch to :meth:`Router.deliver`.
+MSG and NAMED frames go straight into local mailboxes; from the first CTRL
+frame on, the rest of the batch - and every batch after it until the kernel
+has caught up - goes to the kernel thread, so a message never overtakes a
+signal sent before it.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import threading
+from multiprocessing.connection import Connection
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
+
+from .. import _codec, config
+from .._core._kernel import Kernel
+from .._core._route import route_frame
+from .._core.mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
+from ..errors import MpactorsError
+from ._peer import Peer
+from ._wire import CTRL, FRAME, MSG, MSG_HDR, NAME_HDR, NAMED, ROUTE, TICK
+
+__all__ = ["Router", "RouterOwner"]
+
+log = logging.getLogger("mpactors.dist")
+
+
+class RouterOwner(Protocol):
+    """What the :class:`Router` needs of the distribution layer."""
+
+    name: str
+    closing: bool
+    peers: Dict[str, Peer]
+
+    def connect(self, name: str, done: Optional[Callable[[bool], None]] = None) -> Peer:
+        """Kernel thread: the peer for ``name``, connecting if needed."""
+
+    def handle_ctrl(self, peer: Peer, msg: tuple) -> None:
+        """Kernel thread: a decoded control message."""
+
+    def connection_lost(self, peer: Peer, why: str) -> None:
+        """Any thread: the connection to ``peer`` is gone."""
+
+
+class Router:
+    """The router pipe and its thread; delivery of incoming frames."""
+
+    def __init__(self, owner: RouterOwner, kernel: Kernel) -> None:
+        self.owner = owner
+        self.kernel = kernel
+        r, w = make_pipe()
+        self.reader = RawReader(r, owner="router")
+        self.lock = threading.Lock()
+        # Every local process writes its remote sends here (the write end is
+        # inherited or passed like a mailbox's); actors keep it, the read end
+        # stays in the node.
+        self.conn = Connection(w, readable=False)
+        self.writer = MailboxWriter(w)
+        self.private_fd = r
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="mpactors-dist-router", daemon=True).start()
+
+    def close(self) -> None:
+        self.writer.dead = True
+        self.conn.close()
+
+    # -- outgoing -------------------------------------------------------------------
+    def route(self, dest: object, payload: bytes) -> None:
+        """Any thread: send pickled ``payload`` to a remote pid or ``(name, node)``.
+
+        Through the router pipe, like every local process's remote sends: the
+        router connects when needed, and the kernel drains it before it sends
+        a signal, so order holds.
+        """
+        self.writer.put(route_frame(dest, payload), 0)
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        poller.register(self.reader.fd, select.POLLIN)
+        while True:
+            poller.poll()
+            if not self.drain():
+                return
+
+    def drain(self) -> bool:
+        """Forward every remote send written so far; False once the router is closed.
+
+        The kernel calls it before it sends a signal to another node, so a
+        process's messages always go out before its exit signal or ``Down``.
+        """
+        if not self.lock.acquire(timeout=config.CONNECT_TIMEOUT):
+            return True
+        try:
+            bodies, alive = self.reader.take()
+            by_node: Dict[str, List[Tuple[int, bytes]]] = {}
+            for body in bodies:  # one message on the wire per peer per drain
+                kind, n = ROUTE.unpack_from(body)
+                node = body[3 : 3 + n].decode("utf-8", "replace")
+                by_node.setdefault(node, []).append((kind, body[3 + n :]))
+            for node, items in by_node.items():
+                self._send_to(node, items)
+            return alive
+        except OSError:
+            return False
+        finally:
+            self.lock.release()
+
+    def _send_to(self, node: str, items: List[Tuple[int, bytes]]) -> None:
+        peer = self.owner.peers.get(node)
+        if peer is None or peer.closed:
+            if node == self.owner.name or self.owner.closing:
+                return
+            try:
+                peer = self.kernel.call(self.owner.connect, node, timeout=config.CONNECT_TIMEOUT)
+            except MpactorsError:
+                return  # the node is stopping
+        peer.put_many(items)
+
+    # -- incoming ---------------------------------------------------------------------
+    def deliver(self, peer: Peer, data: bytes) -> None:
+        """Reader thread: deliver a batch of frames from ``peer`` (order kept, see above)."""
+        with peer.cond:
+            if peer.in_kernel:
+                peer.in_kernel += 1
+                self.kernel.cast(self._kernel_batch, peer, data, 0)
+                return
+        start = self._deliver_frames(peer, data, 0, stop_at_ctrl=True)
+        if start is not None:
+            with peer.cond:
+                peer.in_kernel += 1
+            self.kernel.cast(self._kernel_batch, peer, data, start)
+
+    def _kernel_batch(self, peer: Peer, data: bytes, start: int) -> None:
+        """Kernel thread: the rest of a batch, control messages included, in order."""
+        try:
+            self._deliver_frames(peer, data, start, stop_at_ctrl=False)
+        finally:
+            with peer.cond:
+                peer.in_kernel -= 1
+
+    def _deliver_frames(self, peer: Peer, data: bytes, pos: int, stop_at_ctrl: bool) -> Optional[int]:
+        """Deliver frames from ``pos``; with ``stop_at_ctrl``, the offset of the first control frame.
+
+        Consecutive messages for one mailbox go in as few pipe writes as
+        possible; anything else flushes them first, so order holds.
+        """
+        end = len(data)
+        unpack = FRAME.unpack_from
+        writer_for, whereis = self.kernel.writer_for, self.kernel.whereis
+        target: Optional[MailboxWriter] = None
+        pending: List[bytes] = []
+        while pos < end:
+            kind, n = unpack(data, pos)
+            if kind == CTRL and stop_at_ctrl:
+                break
+            body = data[pos + 5 : pos + 5 + n]
+            pos += 5 + n
+            w = None
+            if kind == MSG:
+                aid, creation = MSG_HDR.unpack_from(body)
+                w = writer_for(aid, creation)
+                payload = body[8:]
+            elif kind == NAMED:
+                (k,) = NAME_HDR.unpack_from(body)
+                pid = whereis(body[2 : 2 + k].decode("utf-8", "replace"))
+                w = writer_for(pid.id, pid.creation) if pid is not None else None
+                payload = body[2 + k :]
+            if w is not None:
+                if w is not target:
+                    if target is not None and pending:
+                        target.put_many(pending, REMOTE_SENDER)
+                    target, pending = w, []
+                pending.append(payload)
+                continue
+            if kind in (MSG, NAMED):
+                continue  # no such process: dropped, as in Erlang
+            if target is not None and pending:
+                target.put_many(pending, REMOTE_SENDER)
+                target, pending = None, []
+            if kind == CTRL:
+                try:
+                    msg = _codec.loads(body)
+                except Exception as exc:  # noqa: BLE001
+                    log.error("dropped a control message from %s that cannot be unpickled: %s", peer.name, exc)
+                    continue
+                self.owner.handle_ctrl(peer, msg)
+            elif kind != TICK:
+                log.error("unknown frame kind %d from %s: connection dropped", kind, peer.name)
+                self.owner.connection_lost(peer, f"unknown frame kind {kind}")
+                return None
+        if target is not None and pending:
+            target.put_many(pending, REMOTE_SENDER)
+        return pos if pos < end else None
