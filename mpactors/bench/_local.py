@@ -26,6 +26,7 @@ from ._util import WAIT, BenchError, running, wait_conn
 __all__ = [
     "rt_actors", "tput_actors", "payload_of", "rt_mpactors", "rt_raw_queue", "rt_raw_pipe", "tput_mpactors", "tput_raw_queue",
     "spawn_mpactors", "spawn_raw", "uss_mpactors", "uss_raw", "ring_mpactors", "ring_raw_queue",
+    "tput_raw_pipe", "fds_per_actor",
 ]
 
 _now = time.perf_counter
@@ -208,6 +209,64 @@ def tput_raw_queue(n: int, size: int) -> float:
         t0 = wait_conn(src_r)
         t1 = wait_conn(sink_r)
     return n / (t1 - t0)
+
+
+def _p_sink(conn: Any, n: int, ready: Any, result: Any) -> None:
+    ready.send("ready")
+    for _ in range(n):
+        conn.recv()
+    result.send(_now())
+
+
+def _p_source(conn: Any, n: int, size: int, go: Any, result: Any) -> None:
+    payload = payload_of(size)
+    go.recv()
+    t0 = _now()
+    for _ in range(n):
+        conn.send(payload)
+    result.send(t0)
+
+
+def tput_raw_pipe(n: int, size: int) -> float:
+    """Messages per second through one raw ``multiprocessing.Pipe`` between two children.
+
+    A Pipe's ``send`` blocks while the pipe is full (a Queue's feeder thread
+    hides that), so this is the raw kernel pipe plus pickling, nothing else.
+    """
+    ctx = _ctx()
+    r, w = ctx.Pipe(duplex=False)
+    sink_r, sink_w = ctx.Pipe(duplex=False)
+    src_r, src_w = ctx.Pipe(duplex=False)
+    go_r, go_w = ctx.Pipe(duplex=False)
+    procs = [
+        ctx.Process(target=_p_sink, args=(r, n, sink_w, sink_w)),
+        ctx.Process(target=_p_source, args=(w, n, size, go_r, src_w)),
+    ]
+    with running(procs):
+        wait_conn(sink_r, what="the sink's ready")
+        go_w.send("go")
+        t0 = wait_conn(src_r)
+        t1 = wait_conn(sink_r)
+    return n / (t1 - t0)
+
+
+# -- descriptors -------------------------------------------------------------------
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def fds_per_actor(n: int) -> float:
+    """Descriptors the node process holds per live actor (``n`` actors that each answered)."""
+    with Node():
+        me = self()
+        before = _fd_count()
+        pids = [spawn(_ready_actor, me) for _ in range(n)]
+        for _ in range(n):
+            receive(1, timeout=WAIT)
+        after = _fd_count()
+        for pid in pids:
+            send(pid, "stop")
+    return (after - before) / n
 
 
 # -- spawn ---------------------------------------------------------------------
