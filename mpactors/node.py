@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any, Callable, Optional
 
-from ._core import _procs, _stackdump
+from ._core import _bulk, _procs, _stackdump
 from . import config
 from ._core._context import current_or_none, set_current
 from ._core._kernel import Kernel
@@ -154,6 +154,7 @@ class Node:
                 running = Node._running.name if Node._running else "an actor"
                 raise NodeError(f"this process already runs {running}: one node per process")
             _procs.raise_fd_limit()
+            _bulk.start_node()
             distribution = None
             creation = random.randint(1, 2**32 - 1)
             if self.distributed:
@@ -184,6 +185,7 @@ class Node:
             try:
                 kernel.stop()
             finally:  # whatever happened, this process can start a new node
+                _bulk.stop_node()
                 set_current(None)
                 Node._running = None
                 self._restore_title()
