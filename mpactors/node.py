@@ -153,7 +153,9 @@ class Node:
             if Node._running is not None or current_or_none() is not None:
                 running = Node._running.name if Node._running else "an actor"
                 raise NodeError(f"this process already runs {running}: one node per process")
-            _procs.raise_fd_limit()
+            old_fds, new_fds = _procs.raise_fd_limit()
+            if new_fds != old_fds:
+                log.info("raised the soft descriptor limit from %d to %d (each actor uses a few)", old_fds, new_fds)
             _bulk.start_node()
             distribution = None
             creation = random.randint(1, 2**32 - 1)

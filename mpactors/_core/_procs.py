@@ -17,7 +17,7 @@ import multiprocessing.util
 import os
 import signal
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 __all__ = ["START_METHODS", "default_start_method", "ActorProcess", "start", "to_high", "raise_fd_limit"]
 
@@ -68,18 +68,34 @@ class ActorProcess:
         self.signal(signal.SIGKILL)
 
 
-def raise_fd_limit() -> None:
-    """Use the hard descriptor limit: every actor costs its node a few descriptors."""
+#: The most descriptors a node asks for: Linux's default ``fs.nr_open``. A hard
+#: limit of "unlimited" (or a billion, as some container runtimes set) would
+#: otherwise make every new child's close of the node's descriptors scan it.
+FD_LIMIT_CAP = 1 << 20
+
+
+def raise_fd_limit(cap: int = FD_LIMIT_CAP) -> Tuple[int, int]:
+    """Raise the soft descriptor limit to the hard limit (at most ``cap``); ``(old, new)`` soft limits.
+
+    Every actor costs its node a few descriptors (its mailbox's write end,
+    control socket and sentinel), so the common soft limit of 1,024 would
+    cap a node near 340 actors. Never lowers a limit; on failure the limit
+    stays as it was.
+    """
     import resource
 
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY:
-            hard = 1 << 20
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError):  # pragma: no cover
-        pass
+        return (0, 0)
+    want = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            return (soft, want)
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+    return (soft, soft)
 
 
 def to_high(fd: int, base: int) -> int:
