@@ -1,4 +1,5 @@
-"""The node raises its soft descriptor limit itself (to the hard limit, capped) and logs it."""
+"""Descriptors: the node raises its soft limit itself (to the hard limit, capped) and logs it; a forked
+actor costs the node two descriptors (the control socket doubles as the exit sentinel)."""
 from __future__ import annotations
 
 import resource
@@ -52,3 +53,40 @@ def test_the_raise_is_capped_and_never_lowers() -> None:
     assert proc.stdout.split() == ["256", "300", "300"]
     proc = _run(_CAP, 280, "100")  # a cap below the soft limit: left alone
     assert proc.stdout.split() == ["280", "280", "280"]
+
+
+# -- two descriptors per actor ------------------------------------------------------------
+@pytest.mark.skipif(sys.platform != "linux", reason="counts /proc/self/fd; fork is the default on Linux")
+def test_a_forked_actor_costs_its_node_two_descriptors() -> None:
+    from mpactors.bench._local import fds_per_actor  # a node with the default start method: fork here
+
+    assert fds_per_actor(20) == 2.0  # its mailbox's write end and its control socket
+
+
+def test_a_process_that_closed_the_shared_sentinel_but_runs_on_is_killed_after_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import signal
+    import time
+
+    from mpactors._core import _procs
+
+    monkeypatch.setattr(_procs, "_EXIT_GRACE", 0.2)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        time.sleep(30)
+        os._exit(0)
+    status = _procs._wait_or_kill(pid)  # noqa: SLF001
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGKILL  # killed, not waited for until it exits
+
+
+def test_a_process_that_exits_is_reaped_by_the_shared_sentinel_wait() -> None:
+    import os
+
+    from mpactors._core import _procs
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os._exit(7)
+    assert os.waitstatus_to_exitcode(_procs._wait_or_kill(pid)) == 7  # noqa: SLF001

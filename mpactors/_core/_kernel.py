@@ -283,6 +283,8 @@ class Kernel(KernelOps):
                     return
         except (EOFError, OSError):
             self._close_ctl(rec)
+            if rec.proc is not None and rec.proc.shared_sentinel:
+                self._on_exit(rec)  # the control socket was its sentinel: the process ended
 
     def _handle_ctl(self, rec: ProcRec, msg: Any) -> None:
         kind = msg[0]
@@ -349,7 +351,8 @@ class Kernel(KernelOps):
                 writers=self.writer_fds if forking else {},
                 log_level=logging.getLogger("mpactors").getEffectiveLevel(),
             )
-            proc = _procs.start(self.start_method, bootstrap, boot, self.high)
+            # fork: the control socket doubles as the sentinel (2 descriptors per actor, not 3)
+            proc = _procs.start(self.start_method, bootstrap, boot, self.high, ctl.fileno() if forking else None)
             self.fd_lock.release()
         except BaseException:
             self.fd_lock.release()
@@ -366,7 +369,8 @@ class Kernel(KernelOps):
         self.writers[aid] = rec.writer
         self.private_fds.update(fd for fd in (ctl.fileno(), proc.sentinel) if not self.high or fd < self.high)
         self.sel.register(ctl.fileno(), selectors.EVENT_READ, ("ctl", rec))
-        self.sel.register(proc.sentinel, selectors.EVENT_READ, ("sentinel", rec))
+        if not proc.shared_sentinel:
+            self.sel.register(proc.sentinel, selectors.EVENT_READ, ("sentinel", rec))
         return rec
 
     def make_ref(self) -> Ref:
@@ -387,8 +391,9 @@ class Kernel(KernelOps):
         proc = rec.proc
         if proc is None or proc.exitcode is not None:
             return  # already handled (the stop sequence reaps too)
-        self.sel.unregister(proc.sentinel)
-        self.private_fds.discard(proc.sentinel)
+        if not proc.shared_sentinel:
+            self.sel.unregister(proc.sentinel)
+            self.private_fds.discard(proc.sentinel)
         self._read_ctl(rec)  # the exit report was written before the process ended
         self._close_ctl(rec)
         code = proc.reap()
