@@ -176,32 +176,33 @@ def tput_mpactors(n: int, size: int) -> float:
         return tput_actors(n, size)
 
 
-def _q_sink(q: Any, n: int, ready: Any, result: Any) -> None:
+def _raw_sink(inbox: Any, get: str, n: int, ready: Any, result: Any) -> None:
+    take = getattr(inbox, get)
     ready.send("ready")
     for _ in range(n):
-        q.get()
+        take()
     result.send(_now())
 
 
-def _q_source(q: Any, n: int, size: int, go: Any, result: Any) -> None:
+def _raw_source(outbox: Any, put: str, n: int, size: int, go: Any, result: Any) -> None:
+    give = getattr(outbox, put)
     payload = payload_of(size)
     go.recv()
     t0 = _now()
     for _ in range(n):
-        q.put(payload)
+        give(payload)
     result.send(t0)
 
 
-def tput_raw_queue(n: int, size: int) -> float:
-    """Messages per second through one ``multiprocessing.Queue`` between two children."""
+def _tput_raw(inbox: Any, get: str, outbox: Any, put: str, n: int, size: int) -> float:
+    """Messages per second from a child calling ``outbox.put(msg)`` to one calling ``inbox.get()``."""
     ctx = _ctx()
-    q = ctx.Queue()
     sink_r, sink_w = ctx.Pipe(duplex=False)
     src_r, src_w = ctx.Pipe(duplex=False)
     go_r, go_w = ctx.Pipe(duplex=False)
     procs = [
-        ctx.Process(target=_q_sink, args=(q, n, sink_w, sink_w)),
-        ctx.Process(target=_q_source, args=(q, n, size, go_r, src_w)),
+        ctx.Process(target=_raw_sink, args=(inbox, get, n, sink_w, sink_w)),
+        ctx.Process(target=_raw_source, args=(outbox, put, n, size, go_r, src_w)),
     ]
     with running(procs):
         wait_conn(sink_r, what="the sink's ready")
@@ -211,20 +212,10 @@ def tput_raw_queue(n: int, size: int) -> float:
     return n / (t1 - t0)
 
 
-def _p_sink(conn: Any, n: int, ready: Any, result: Any) -> None:
-    ready.send("ready")
-    for _ in range(n):
-        conn.recv()
-    result.send(_now())
-
-
-def _p_source(conn: Any, n: int, size: int, go: Any, result: Any) -> None:
-    payload = payload_of(size)
-    go.recv()
-    t0 = _now()
-    for _ in range(n):
-        conn.send(payload)
-    result.send(t0)
+def tput_raw_queue(n: int, size: int) -> float:
+    """Messages per second through one ``multiprocessing.Queue`` between two children."""
+    q = _ctx().Queue()
+    return _tput_raw(q, "get", q, "put", n, size)
 
 
 def tput_raw_pipe(n: int, size: int) -> float:
@@ -233,21 +224,8 @@ def tput_raw_pipe(n: int, size: int) -> float:
     A Pipe's ``send`` blocks while the pipe is full (a Queue's feeder thread
     hides that), so this is the raw kernel pipe plus pickling, nothing else.
     """
-    ctx = _ctx()
-    r, w = ctx.Pipe(duplex=False)
-    sink_r, sink_w = ctx.Pipe(duplex=False)
-    src_r, src_w = ctx.Pipe(duplex=False)
-    go_r, go_w = ctx.Pipe(duplex=False)
-    procs = [
-        ctx.Process(target=_p_sink, args=(r, n, sink_w, sink_w)),
-        ctx.Process(target=_p_source, args=(w, n, size, go_r, src_w)),
-    ]
-    with running(procs):
-        wait_conn(sink_r, what="the sink's ready")
-        go_w.send("go")
-        t0 = wait_conn(src_r)
-        t1 = wait_conn(sink_r)
-    return n / (t1 - t0)
+    r, w = _ctx().Pipe(duplex=False)
+    return _tput_raw(r, "recv", w, "send", n, size)
 
 
 # -- descriptors -------------------------------------------------------------------

@@ -33,7 +33,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any, Dict, Iterator, List
 
 from ._local import payload_of
-from ._util import WAIT, BenchError, Sub, die_with_parent, running, wait_conn
+from ._util import WAIT, BenchError, Sub, die_with_parent, per_round, running, wait_conn
 
 __all__ = [
     "cluster_env", "RemotePair", "mesh_time", "rt_raw_tcp", "tput_raw_tcp", "rt_raw_relay", "node_main",
@@ -412,17 +412,14 @@ def _relay_echo(inbox: Any, outbox: Any) -> None:
 
 
 def _relay_ping(inbox: Any, outbox: Any, rounds: int, warmup: int, result: Any) -> None:
-    for i in range(warmup):
+    def one(i: int) -> None:
         outbox.send(i)
         inbox.recv()
-    t0 = _now()
-    for i in range(rounds):
-        outbox.send(i)
-        inbox.recv()
-    dt = _now() - t0
+
+    seconds = per_round(one, rounds, warmup)
     outbox.send(None)
     inbox.recv()
-    result.send(dt / rounds)
+    result.send(seconds)
 
 
 def rt_raw_relay(rounds: int, warmup: int) -> float:
@@ -507,16 +504,10 @@ def _sock_ping(address: Any, ctx: Any, rounds: int, warmup: int, result: Any) ->
             n = int.from_bytes(_recv_exact(sock, 4), "big")
             pickle.loads(_recv_exact(sock, n))
 
-        for i in range(warmup):
-            one(i)
-        t0 = _now()
-        for i in range(rounds):
-            one(i)
-        dt = _now() - t0
-        data = _STOP
-        sock.sendall(len(data).to_bytes(4, "big") + data)
-        _recv_exact(sock, 4 + len(data))
-    result.send(dt / rounds)
+        seconds = per_round(one, rounds, warmup)
+        sock.sendall(len(_STOP).to_bytes(4, "big") + _STOP)
+        _recv_exact(sock, 4 + len(_STOP))
+    result.send(seconds)
 
 
 def rt_raw_socket(rounds: int, warmup: int, tls_env: Dict[str, str]) -> "tuple[float, float]":
