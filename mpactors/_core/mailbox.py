@@ -13,14 +13,17 @@ Frames on the pipe (little endian)::
     offset  size  field
     0       4     writer's OS pid   - reassembly key for chunked messages
     4       4     sender id         - local actor id of the sender (for logs)
-    8       1     flags             - START=1, END=2, SYSTEM=4
+    8       1     flags             - START=1, END=2, SYSTEM=4, BULK=8
     9       4     payload length    - at most ``CHUNK`` bytes
     13      n     payload           - a slice of the pickled message
 
 A frame is never longer than ``PIPE_BUF`` (4096 bytes), so POSIX makes each
 ``write`` atomic: frames of concurrent writers never interleave *inside* a
 frame. Bigger messages are cut into chunks; the reader reassembles them per
-writer, so there is no cross-process writer lock at all.
+writer, so there is no cross-process writer lock at all. From
+``_bulk.THRESHOLD`` bytes (128 KiB) a message is not chunked: it goes into a
+shared-memory file and one whole BULK frame, whose payload names the file,
+takes its place in the pipe (see ``_bulk``).
 
 ``send`` never waits for the receiver: the write end is non-blocking, and when
 the pipe is full the frames go to the writer's backlog, which a flusher thread
