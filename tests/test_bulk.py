@@ -18,6 +18,7 @@ import pytest
 import mpactors
 from mpactors import Pid
 from mpactors._core import _bulk
+from nodes import cluster, cookie, local_node, run_node  # noqa: F401 - cluster and cookie are fixtures
 from support import LONG_TIMEOUT, wait_until
 
 pytestmark = [
@@ -151,6 +152,20 @@ def test_many_senders_each_keep_their_order() -> None:
         for tag in range(senders):
             mpactors.spawn(sender, check, sizes, tag)
         assert mpactors.receive(timeout=LONG_TIMEOUT * 2) == ("ok", senders * len(sizes))
+        assert files_in_node_dir() == []
+
+
+@pytest.mark.usefixtures("cluster")
+def test_large_and_small_messages_keep_their_order_across_nodes() -> None:
+    # b's reader and our router carry them; each node's delivery uses its own directory
+    with run_node() as b, local_node():
+        me = mpactors.self()
+        check = mpactors.spawn(checker, me, 1, len(MIXED))
+        mpactors.spawn(sender, check, MIXED, 0, node=b.name)
+        assert mpactors.receive(timeout=LONG_TIMEOUT * 2) == ("ok", len(MIXED))
+        remote_check = mpactors.spawn(checker, me, 1, len(MIXED), node=b.name)
+        mpactors.spawn(sender, remote_check, MIXED, 0)
+        assert mpactors.receive(timeout=LONG_TIMEOUT * 2) == ("ok", len(MIXED))
         assert files_in_node_dir() == []
 
 
