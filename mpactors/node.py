@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from ._core import _procs, _shutdown, _stackdump
+from ._core import _bulk, _procs, _shutdown, _stackdump
 from . import config
 from ._core._context import current_or_none, set_current
 from ._core._kernel import Kernel
@@ -163,7 +163,10 @@ class Node:
             if Node._running is not None or current_or_none() is not None:
                 running = Node._running.name if Node._running else "an actor"
                 raise NodeError(f"this process already runs {running}: one node per process")
-            _procs.raise_fd_limit()
+            old_fds, new_fds = _procs.raise_fd_limit()
+            if new_fds != old_fds:
+                log.info("raised the soft descriptor limit from %d to %d (each actor uses a few)", old_fds, new_fds)
+            _bulk.start_node()
             distribution = None
             creation = random.randint(1, 2**32 - 1)
             if self.distributed:
@@ -197,6 +200,7 @@ class Node:
                 _graceful(kernel)
                 kernel.stop()
             finally:  # whatever happened, this process can start a new node
+                _bulk.stop_node()
                 set_current(None)
                 Node._running = None
                 self._restore_title()

@@ -50,7 +50,8 @@ class Actors:
         """Start an actor process running the pickled ``(fn, args, kwargs)``.
 
         Returns its record (now in the table), its control connection's
-        descriptor and its sentinel, for the kernel's selector.
+        descriptor and its sentinel, for the kernel's selector (the same
+        descriptor with fork: the process ended when its control socket reads EOF).
         """
         r, w = make_pipe()
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -70,7 +71,8 @@ class Actors:
                 writers=writer_fds if forking else {},
                 log_level=logging.getLogger("mpactors").getEffectiveLevel(),
             )
-            proc = _procs.start(self.start_method, bootstrap, boot, self.high)
+            # fork: the control socket doubles as the sentinel (2 descriptors per actor, not 3)
+            proc = _procs.start(self.start_method, bootstrap, boot, self.high, ctl.fileno() if forking else None)
             self.fd_lock.release()
         except BaseException:
             self.fd_lock.release()

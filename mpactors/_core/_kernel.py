@@ -272,6 +272,8 @@ class Kernel:
                     return
         except (EOFError, OSError):
             self._close_ctl(rec)
+            if rec.proc is not None and rec.proc.shared_sentinel:
+                self._on_exit(rec)  # the control socket was its sentinel: the process ended
 
     def _handle_ctl(self, rec: ProcRec, msg: Any) -> None:
         kind = msg[0]
@@ -313,7 +315,8 @@ class Kernel:
         pid = Pid(self.node_name, next(self._ids), 0, self.creation)
         rec, ctl, sentinel = self.actors.start(pid, payload, fn_name, self.route_conn)
         self.sel.register(ctl, selectors.EVENT_READ, ("ctl", rec))
-        self.sel.register(sentinel, selectors.EVENT_READ, ("sentinel", rec))
+        if sentinel != ctl:  # with fork the control socket is the sentinel (see Actors.start)
+            self.sel.register(sentinel, selectors.EVENT_READ, ("sentinel", rec))
         return rec
 
     def make_ref(self) -> Ref:
@@ -334,8 +337,9 @@ class Kernel:
         proc = rec.proc
         if proc is None or proc.exitcode is not None:
             return  # already handled (the stop sequence reaps too)
-        self.sel.unregister(proc.sentinel)
-        self.private_fds.discard(proc.sentinel)
+        if not proc.shared_sentinel:
+            self.sel.unregister(proc.sentinel)
+            self.private_fds.discard(proc.sentinel)
         self._read_ctl(rec)  # the exit report was written before the process ended
         self._close_ctl(rec)
         self.process_died(rec, exit_reason(rec, proc.reap()))

@@ -17,7 +17,7 @@ import multiprocessing.util
 import os
 import signal
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 __all__ = ["START_METHODS", "default_start_method", "ActorProcess", "start", "to_high", "raise_fd_limit"]
 
@@ -32,13 +32,16 @@ def default_start_method() -> str:
 class ActorProcess:
     """A started actor process: its OS pid, its sentinel fd, and how to end it."""
 
-    __slots__ = ("os_pid", "sentinel", "_mp", "exitcode")
+    __slots__ = ("os_pid", "sentinel", "_mp", "exitcode", "shared_sentinel")
 
-    def __init__(self, os_pid: int, sentinel: int, mp_process: Any = None) -> None:
+    def __init__(self, os_pid: int, sentinel: int, mp_process: Any = None, shared_sentinel: bool = False) -> None:
         self.os_pid = os_pid
         self.sentinel = sentinel  # readable (EOF) once the process is gone
         self._mp = mp_process
         self.exitcode: Optional[int] = None
+        #: The sentinel is the caller's own descriptor (the actor's control
+        #: socket, see :func:`start`): the caller closes it, not :meth:`reap`.
+        self.shared_sentinel = shared_sentinel
 
     def reap(self) -> int:
         """Collect the exit status once the sentinel fired (negative: killed by signal)."""
@@ -48,6 +51,8 @@ class ActorProcess:
             self._mp.join()
             code = self._mp.exitcode
             self._mp.close()
+        elif self.shared_sentinel:
+            code = os.waitstatus_to_exitcode(_wait_or_kill(self.os_pid))
         else:
             _, status = os.waitpid(self.os_pid, 0)
             code = os.waitstatus_to_exitcode(status)
@@ -68,18 +73,66 @@ class ActorProcess:
         self.signal(signal.SIGKILL)
 
 
-def raise_fd_limit() -> None:
-    """Use the hard descriptor limit: every actor costs its node a few descriptors."""
+#: The most descriptors a node asks for: Linux's default ``fs.nr_open``. A hard
+#: limit of "unlimited" (or a billion, as some container runtimes set) would
+#: otherwise make every new child's close of the node's descriptors scan it.
+FD_LIMIT_CAP = 1 << 20
+
+
+#: How long a process whose control socket closed gets to finish exiting.
+_EXIT_GRACE = 2.0
+
+
+def _wait_or_kill(os_pid: int) -> int:
+    """The wait status of a process that closed its end of the shared sentinel.
+
+    It is exiting (a process closes its descriptors just before it becomes
+    reapable), so this returns at once; one that closed its control socket
+    and went on running (it can no longer talk to its node) gets SIGKILL
+    after :data:`_EXIT_GRACE` seconds, so the kernel thread waits that long
+    at most.
+    """
+    import time
+
+    deadline = time.monotonic() + _EXIT_GRACE
+    delay = 0.0001
+    while True:
+        pid, status = os.waitpid(os_pid, os.WNOHANG)
+        if pid:
+            return status
+        if time.monotonic() > deadline:
+            try:
+                os.kill(os_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return os.waitpid(os_pid, 0)[1]
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+
+
+def raise_fd_limit(cap: int = FD_LIMIT_CAP) -> Tuple[int, int]:
+    """Raise the soft descriptor limit to the hard limit (at most ``cap``); ``(old, new)`` soft limits.
+
+    Every actor costs its node two descriptors (its mailbox's write end and
+    its control socket; a third, the sentinel, with ``spawn`` and
+    ``forkserver``), so the common soft limit of 1,024 would cap a node near
+    500 actors. Never lowers a limit; on failure the limit
+    stays as it was.
+    """
     import resource
 
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY:
-            hard = 1 << 20
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError):  # pragma: no cover
-        pass
+        return (0, 0)
+    want = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            return (soft, want)
+        except (ValueError, OSError):  # pragma: no cover
+            pass
+    return (soft, soft)
 
 
 def to_high(fd: int, base: int) -> int:
@@ -98,10 +151,17 @@ def to_high(fd: int, base: int) -> int:
     return new
 
 
-def start(method: str, target: Callable[[Any], None], boot: Any, high: int = 0) -> ActorProcess:
-    """Start ``target(boot)`` in a new process with ``method`` (``high``: see :func:`to_high`)."""
+def start(method: str, target: Callable[[Any], None], boot: Any, high: int = 0,
+          sentinel: Optional[int] = None) -> ActorProcess:
+    """Start ``target(boot)`` in a new process with ``method`` (``high``: see :func:`to_high`).
+
+    With ``fork``, ``sentinel`` may be a descriptor of the caller's that
+    reaches end of file once the child is gone (the node's end of the actor's
+    control socket, whose other end only the child holds): then no sentinel
+    pipe is made, and the node keeps one descriptor less per actor.
+    """
     if method == "fork":
-        return _fork(target, boot, high)
+        return _fork(target, boot, high, sentinel)
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         # Children fork from the server with mpactors already imported, instead
@@ -127,9 +187,12 @@ def _flush_std_streams() -> None:
             pass
 
 
-def _fork(target: Callable[[Any], None], boot: Any, high: int) -> ActorProcess:
-    r, w = os.pipe()
-    os.set_inheritable(r, False)
+def _fork(target: Callable[[Any], None], boot: Any, high: int, sentinel: Optional[int]) -> ActorProcess:
+    if sentinel is not None:
+        r = w = -1
+    else:
+        r, w = os.pipe()
+        os.set_inheritable(r, False)
     # Objects that exist now are frozen in the child: its garbage collector
     # never walks them, so it does not copy-on-write the pages they live on
     # (the gc.freeze() recipe); the parent unfreezes at once.
@@ -139,14 +202,18 @@ def _fork(target: Callable[[Any], None], boot: Any, high: int) -> ActorProcess:
     if pid == 0:  # child
         code = 1
         try:
-            os.close(r)
-            # The write end stays open (and unknown to everyone else) until this
-            # process ends: that is the parent's sentinel.
+            if r >= 0:
+                os.close(r)
+            # The write end (or the child's end of the control socket) stays
+            # open, unknown to everyone else, until this process ends: that is
+            # the parent's sentinel.
             multiprocessing.util._run_after_forkers()  # type: ignore[attr-defined] # user's mp queues/locks
             target(boot)
             code = 0
         finally:
             os._exit(code)
     gc.unfreeze()
+    if sentinel is not None:
+        return ActorProcess(pid, sentinel, shared_sentinel=True)
     os.close(w)
     return ActorProcess(pid, to_high(r, high))

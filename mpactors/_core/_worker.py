@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional
 from .. import _codec
 from ._context import set_current
 from ..errors import BadArg, ProcessExit
+from . import _bulk
 from .mailbox import Mailbox, MailboxWriter, flush_all
 from ..messages import Crash, Trace
 from ._route import route_frame
@@ -85,6 +86,7 @@ class Boot:
 def bootstrap(boot: Boot) -> None:
     """Run one actor to its end; never returns normally (``os._exit``)."""
     _die_with_parent(boot.parent)
+    _bulk.set_node(boot.parent)  # large messages: the node's shared-memory directory
     if boot.close_high:
         # Per-actor descriptors of the node live at and above this number
         # (see Kernel.spawn_local): one close_range() instead of two closes

@@ -13,14 +13,17 @@ Frames on the pipe (little endian)::
     offset  size  field
     0       4     writer's OS pid   - reassembly key for chunked messages
     4       4     sender id         - local actor id of the sender (for logs)
-    8       1     flags             - START=1, END=2, SYSTEM=4
+    8       1     flags             - START=1, END=2, SYSTEM=4, BULK=8
     9       4     payload length    - at most ``CHUNK`` bytes
     13      n     payload           - a slice of the pickled message
 
 A frame is never longer than ``PIPE_BUF`` (4096 bytes), so POSIX makes each
 ``write`` atomic: frames of concurrent writers never interleave *inside* a
 frame. Bigger messages are cut into chunks; the reader reassembles them per
-writer, so there is no cross-process writer lock at all.
+writer, so there is no cross-process writer lock at all. From
+``_bulk.THRESHOLD`` bytes (128 KiB) a message is not chunked: it goes into a
+shared-memory file and one whole BULK frame, whose payload names the file,
+takes its place in the pipe (see ``_bulk``).
 
 ``send`` never waits for the receiver: the write end is non-blocking, and when
 the pipe is full the frames go to the writer's backlog, which a flusher thread
@@ -33,6 +36,7 @@ import collections
 import errno
 import fcntl
 import logging
+import mmap
 import os
 import select
 import struct
@@ -41,6 +45,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .. import _codec
+from . import _bulk
 from ._counters import COUNTERS as _COUNTERS, ENABLED as _COUNTING
 from ..errors import ProcessExit, Timeout
 from ..messages import AliasReply
@@ -55,6 +60,7 @@ HDR_SIZE = _HDR.size
 PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
 CHUNK = PIPE_BUF - HDR_SIZE
 F_START, F_END, F_SYSTEM = 1, 2, 4
+F_BULK = 8  # the payload is a reference to a shared-memory file (see _bulk)
 _F_WHOLE = F_START | F_END
 _READ_SIZE = 1 << 16
 _PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: fewer trips through the backlog
@@ -119,7 +125,7 @@ class MailboxWriter:
     Erlang does.
     """
 
-    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "__weakref__")
+    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "__weakref__")
 
     # Writers with frames waiting; owned by whoever holds each writer's lock.
     backlogged: "set[MailboxWriter]" = set()
@@ -130,6 +136,19 @@ class MailboxWriter:
         self.backlog: Deque[bytes] = collections.deque()
         self.dead = False
         self.grown = False
+        self.ino = 0  # the pipe's inode, once a bulk message needed it
+
+    def _bulk_frame(self, payload: bytes, sender: int, flags: int) -> Optional[bytes]:
+        """A bulk frame for a large payload (see ``_bulk``), or None to use chunks."""
+        if not self.ino:
+            try:
+                self.ino = os.fstat(self.fd).st_ino
+            except OSError:
+                return None
+        ref = _bulk.store(payload, self.ino)
+        if ref is None:
+            return None
+        return _HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_BULK | flags, len(ref)) + ref
 
     def put(self, payload: bytes, sender: int = 0, flags: int = 0) -> bool:
         """Queue ``payload`` (a pickled message) for the reader; never blocks."""
@@ -137,7 +156,8 @@ class MailboxWriter:
         if n <= CHUNK:
             frames = [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload]
         else:
-            frames = _chunks(payload, sender, flags)
+            bulk = self._bulk_frame(payload, sender, flags) if n >= _bulk.THRESHOLD else None
+            frames = [bulk] if bulk is not None else _chunks(payload, sender, flags)
         return self._write(frames)
 
     def put_many(self, payloads: List[bytes], sender: int = 0) -> bool:
@@ -148,7 +168,11 @@ class MailboxWriter:
         ospid = _ProcessState.ospid
         for payload in payloads:
             n = len(payload)
-            frames = [_HDR.pack(ospid, sender, _F_WHOLE, n) + payload] if n <= CHUNK else _chunks(payload, sender, 0)
+            bulk = self._bulk_frame(payload, sender, 0) if n >= _bulk.THRESHOLD else None
+            if bulk is not None:
+                frames = [bulk]
+            else:
+                frames = [_HDR.pack(ospid, sender, _F_WHOLE, n) + payload] if n <= CHUNK else _chunks(payload, sender, 0)
             for frame in frames:
                 if size + len(frame) > PIPE_BUF and current:
                     writes.append(b"".join(current))
@@ -163,6 +187,7 @@ class MailboxWriter:
         """Write atomic pieces (each at most PIPE_BUF) in order, or queue the rest."""
         with self.lock:
             if self.dead:
+                _discard(writes)
                 return False
             if self.backlog:
                 self.backlog.extend(writes)
@@ -185,6 +210,7 @@ class MailboxWriter:
                 except OSError as exc:
                     if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.EBADF):
                         self.dead = True
+                        _discard(writes[i:])
                         return False
                     raise
         return True
@@ -199,6 +225,7 @@ class MailboxWriter:
                     return False
                 except OSError:
                     self.dead = True
+                    _discard(self.backlog)
                     self.backlog.clear()
                     return True
                 self.backlog.popleft()
@@ -208,11 +235,31 @@ class MailboxWriter:
         """Close this process's copy of the write end."""
         with self.lock:
             self.dead = True
+            _discard(self.backlog)
             self.backlog.clear()
+            if self.ino:
+                _bulk.sweep(self.fd, self.ino)
+            else:
+                try:
+                    _bulk.sweep(self.fd, os.fstat(self.fd).st_ino)
+                except OSError:
+                    pass
             try:
                 os.close(self.fd)
             except OSError:
                 pass
+
+
+def _discard(pieces: Any) -> None:
+    """Remove the shared-memory files of bulk frames in ``pieces`` that will never be written."""
+    unpack = _HDR.unpack_from
+    for piece in pieces:
+        pos, end = 0, len(piece)
+        while end - pos >= HDR_SIZE:
+            _, _, flags, n = unpack(piece, pos)
+            if flags & F_BULK:
+                _bulk.remove(bytes(piece[pos + HDR_SIZE : pos + HDR_SIZE + n]))
+            pos += HDR_SIZE + n
 
 
 def _chunks(payload: bytes, sender: int, flags: int) -> List[bytes]:
@@ -344,7 +391,10 @@ class Mailbox:
             body = buf[pos + HDR_SIZE : pos + HDR_SIZE + n]
             pos += HDR_SIZE + n
             if flags & _F_WHOLE == _F_WHOLE:
-                self._deliver(body, sender, flags)
+                if flags & F_BULK:
+                    self._deliver_bulk(body, sender, flags)
+                else:
+                    self._deliver(body, sender, flags)
                 continue
             if flags & F_START:
                 self._partial[ospid] = [body]
@@ -377,6 +427,21 @@ class Mailbox:
             _COUNTERS.bytes_in += len(body)
         if self.on_arrival is not None:
             self.on_arrival(msg)
+
+    def _deliver_bulk(self, ref: bytes, sender: int, flags: int) -> None:
+        try:
+            body = _bulk.load(ref, copy=self._bulk_copy)
+        except (OSError, ValueError) as exc:
+            log.error("%s lost a large message from %s: %s", self.owner or "mailbox", _sender_text(sender), exc)
+            return
+        try:
+            self._deliver(body, sender, flags)
+        finally:
+            if isinstance(body, mmap.mmap):
+                body.close()
+
+    #: Bulk payloads as bytes (kept past delivery) rather than a mapping (unpickled at once).
+    _bulk_copy = False
 
     def fds(self) -> List[int]:
         """Every descriptor this mailbox reads (a forked child must not keep them)."""
@@ -471,6 +536,8 @@ def _read_all(fd: int) -> None:
 
 class RawReader(Mailbox):
     """Reads frames like a mailbox but keeps the bodies as bytes (the node's router)."""
+
+    _bulk_copy = True
 
     def _deliver(self, body: bytes, sender: int, flags: int) -> None:
         self.queue.append(body)

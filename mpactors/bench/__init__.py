@@ -4,19 +4,26 @@ Every figure is measured in the same run, on the same machine, next to a
 baseline built from bare ``multiprocessing`` parts, and the table gives the
 ratio and whether the project's target is met:
 
-=====================  ===============================================  ============================
-benchmark              baseline                                         target
-=====================  ===============================================  ============================
-local round trip       two raw Queues / one duplex Pipe                 <= 1.0x / <= 1.5x (moonshot)
-local throughput       one raw Queue (small, 1 KiB, 64 KiB)             small: >= 0.85x
-remote round trip      multiprocessing.connection + authkey over TCP    <= 2.0x
-remote throughput      one Client.send per message                      small: >= 1.0x
-spawn 100 / 1,000      bare multiprocessing.Process, same start method  <= 1.5x / <= 2 s
-idle actor USS         a bare idle child                                <= 2.0x
-ring 100 x 1,000       100 bare children linked by Queues               (none)
-16-node mesh           (seconds until every node sees the 15 others)    (none)
-timer lateness         a bare child's Connection.poll(timeout)          <= 10 ms (95th percentile)
-=====================  ===============================================  ============================
+=========================  ===============================================  ============================
+benchmark                  baseline                                         target
+=========================  ===============================================  ============================
+local round trip           two raw Queues / one duplex Pipe                 <= 1.0x / <= 1.5x (moonshot)
+local throughput           one raw Queue (small, 1 KiB, 64 KiB)             small: >= 0.85x, 64 KiB: >= 1.0x
+local throughput, large    one raw Pipe (1 MiB, 16 MiB)                     >= 1.0x
+remote round trip          multiprocessing.connection + authkey over TCP    <= 2.0x
+remote round trip          raw 3-hop relay of our topology (the floor)      <= 1.2x
+remote throughput          one Client.send per message (small .. 1 MiB)     >= 1.0x small, 1 KiB; >= 0.8x
+memory in transit          a 64 MiB message between two nodes: peak RSS     <= 1.5x (each node)
+                           rise of the receiving / sending node vs its size
+descriptors per actor      (descriptors the node holds per live actor)      <= 2
+TLS round trip             our plain round trip, same run                   <= 1.3x
+TLS throughput             our plain throughput (small, 64 KiB), same run   >= 0.7x
+spawn 100 / 1,000          bare multiprocessing.Process, same start method  <= 1.5x / <= 2 s
+idle actor USS             a bare idle child                                <= 2.0x
+ring 100 x 1,000           100 bare children linked by Queues               (none)
+16-node mesh               (seconds until every node sees the 15 others)    (none)
+timer lateness             a bare child's Connection.poll(timeout)          <= 10 ms (95th percentile)
+=========================  ===============================================  ============================
 
 Each figure is the median of several repetitions, and each repetition runs the
 baseline right before mpactors, so drift in the machine's load hits both.
@@ -34,7 +41,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _local as local
@@ -47,11 +54,17 @@ from ._util import WAIT, BenchError, Row, Sub, median, raise_fd_limit
 __all__ = ["main", "run", "table", "machine", "Settings", "GROUPS", "GROUP_ROWS"]
 
 #: Benchmark groups, in the order they run (``--only`` picks some).
-GROUPS = ("local_rt", "local_tput", "remote", "spawn", "uss", "ring", "mesh", "timers")
+GROUPS = ("local_rt", "local_tput", "remote", "transit", "fds", "tls", "spawn", "uss", "ring", "mesh", "timers")
 
 _KIB = 1024
+_MIB = 1024 * _KIB
 _SIZES = (("small", 0), ("1k", _KIB), ("64k", 64 * _KIB))
-_SIZE_NAMES = {"small": "small", "1k": "1 KiB", "64k": "64 KiB"}
+_LARGE = (("1m", _MIB), ("16m", 16 * _MIB))
+_REMOTE_SIZES = _SIZES + (("1m", _MIB),)
+_TLS_SIZES = (("small", 0), ("64k", 64 * _KIB))
+_SIZE_NAMES = {"small": "small", "1k": "1 KiB", "64k": "64 KiB", "1m": "1 MiB", "16m": "16 MiB"}
+#: Remote one-way targets (ratio to raw Client.send), from issue 15.
+_REMOTE_TARGETS = {"small": 1.0, "1k": 1.0, "64k": 0.8, "1m": 0.8}
 
 
 @dataclass
@@ -77,13 +90,18 @@ class Settings:
     peer_n: int
     start_method: str
     timers_n: int = 50
+    transit_bytes: int = 64 * _MIB
+    fds_actors: int = 100
+    tls_rt_rounds: int = 2000
+    tls_tput: Dict[str, int] = field(default_factory=lambda: {"small": 20000, "64k": 1000})
     quick: bool = False
 
     @classmethod
     def full(cls, start_method: str) -> Settings:
         return cls(
-            reps=5, rt_rounds=5000, rt_warmup=500, tput={"small": 20000, "1k": 20000, "64k": 2000},
-            remote_rt_rounds=3000, remote_tput={"small": 20000, "1k": 10000, "64k": 1000},
+            reps=5, rt_rounds=5000, rt_warmup=500,
+            tput={"small": 20000, "1k": 20000, "64k": 2000, "1m": 200, "16m": 16},
+            remote_rt_rounds=3000, remote_tput={"small": 20000, "1k": 10000, "64k": 1000, "1m": 100},
             spawn_small=100, spawn_large=1000, spawn_large_reps=3, uss_children=10,
             ring_n=100, ring_m=1000, ring_reps=3, mesh_nodes=16, mesh_reps=3,
             peer_rounds=3000, peer_n=10000, start_method=start_method,
@@ -92,11 +110,13 @@ class Settings:
     @classmethod
     def quick_run(cls, start_method: str) -> Settings:
         return cls(
-            reps=2, rt_rounds=1000, rt_warmup=100, tput={"small": 5000, "1k": 5000, "64k": 300},
-            remote_rt_rounds=500, remote_tput={"small": 5000, "1k": 2000, "64k": 200},
+            reps=2, rt_rounds=1000, rt_warmup=100,
+            tput={"small": 5000, "1k": 5000, "64k": 300, "1m": 20, "16m": 3},
+            remote_rt_rounds=500, remote_tput={"small": 5000, "1k": 2000, "64k": 200, "1m": 10},
             spawn_small=100, spawn_large=250, spawn_large_reps=1, uss_children=4,
             ring_n=20, ring_m=100, ring_reps=1, mesh_nodes=16, mesh_reps=1,
             peer_rounds=500, peer_n=2000, start_method=start_method, quick=True, timers_n=20,
+            transit_bytes=16 * _MIB, fds_actors=20, tls_rt_rounds=300, tls_tput={"small": 2000, "64k": 100},
         )
 
 
@@ -142,8 +162,7 @@ def _local_tput(s: Settings) -> List[Row]:
         n = s.tput[key]
         row = Row(f"local_tput_{key}", f"local one-way throughput, actor -> actor ({_SIZE_NAMES[key]})",
                   "msg/s", "higher", baseline_name="raw Queue", params={"messages": n, "bytes": size})
-        if key == "small":
-            row.target_ratio = 0.85
+        row.target_ratio = {"small": 0.85, "64k": 1.0}.get(key)
 
         def step(row: Row = row, n: int = n, size: int = size) -> None:
             row.baseline_samples.append(local.tput_raw_queue(n, size))
@@ -151,28 +170,45 @@ def _local_tput(s: Settings) -> List[Row]:
 
         _repeat([row], s.reps, [step])
         rows.append(row)
+    for key, size in _LARGE:
+        n = s.tput[key]
+        row = Row(f"local_tput_{key}", f"local one-way throughput, actor -> actor ({_SIZE_NAMES[key]})",
+                  "msg/s", "higher", baseline_name="raw Pipe", target_ratio=1.0,
+                  params={"messages": n, "bytes": size})
+
+        def step_large(row: Row = row, n: int = n, size: int = size) -> None:
+            row.baseline_samples.append(local.tput_raw_pipe(n, size))
+            row.samples.append(local.tput_mpactors(n, size))
+
+        _repeat([row], s.reps, [step_large])
+        rows.append(row)
     return rows
 
 
 def _remote(s: Settings) -> List[Row]:
     rt = Row("remote_rt", "remote round trip, actor <-> actor on 2 nodes (small)", "us", "lower",
              baseline_name="raw Client/Listener+authkey", target_ratio=2.0, params={"rounds": s.remote_rt_rounds})
+    relay = Row("remote_rt_relay", "remote round trip, actor <-> actor on 2 nodes (small)", "us", "lower",
+                baseline_name="raw 3-hop relay, same topology", target_ratio=1.2,
+                params={"rounds": s.remote_rt_rounds},
+                note="floor: actor -> node thread -> TCP -> node thread -> actor, raw multiprocessing.connection")
     tputs = []
-    for key, size in _SIZES:
+    for key, size in _REMOTE_SIZES:
         row = Row(f"remote_tput_{key}", f"remote one-way throughput, 2 nodes ({_SIZE_NAMES[key]})", "msg/s",
-                  "higher", baseline_name="raw Client.send per message",
+                  "higher", baseline_name="raw Client.send per message", target_ratio=_REMOTE_TARGETS[key],
                   params={"messages": s.remote_tput[key], "bytes": size})
-        if key == "small":
-            row.target_ratio = 1.0
         tputs.append(row)
-    rows = [rt, *tputs]
+    rows = [rt, relay, *tputs]
     with remote.cluster_env() as env:
         try:
             with remote.RemotePair(env) as pair:
 
                 def step() -> None:
                     rt.baseline_samples.append(remote.rt_raw_tcp(s.remote_rt_rounds, s.rt_warmup) * 1e6)
-                    rt.samples.append(pair.rt(s.remote_rt_rounds, s.rt_warmup) * 1e6)
+                    relay.baseline_samples.append(remote.rt_raw_relay(s.remote_rt_rounds, s.rt_warmup) * 1e6)
+                    value = pair.rt(s.remote_rt_rounds, s.rt_warmup) * 1e6
+                    rt.samples.append(value)
+                    relay.samples.append(value)
                     for row in tputs:
                         n, size = row.params["messages"], row.params["bytes"]
                         row.baseline_samples.append(remote.tput_raw_tcp(n, size))
@@ -181,6 +217,71 @@ def _remote(s: Settings) -> List[Row]:
                 _repeat(rows, s.reps, [step])
         except BenchError as exc:
             raise BenchError(f"{exc}\n{remote.node_logs(env)}") from None
+    return rows
+
+
+def _transit(s: Settings) -> List[Row]:
+    mib = s.transit_bytes / _MIB
+    rows = [Row(f"transit_{key}", f"memory in transit: {mib:g} MiB message, {who} node's peak RSS rise", "MiB",
+                "lower", baseline_name="the message", target_ratio=1.5, params={"bytes": s.transit_bytes},
+                note="node process only, not the actors at either end")
+            for key, who in (("recv", "receiving"), ("send", "sending"))]
+    with remote.cluster_env() as env:
+        try:
+            with remote.RemotePair(env) as pair:
+
+                def step() -> None:
+                    rise = pair.transit(s.transit_bytes)
+                    for row, key in zip(rows, ("recv", "send")):
+                        row.samples.append(max(rise[key], 0.0) / _MIB)
+                        row.baseline_samples.append(mib)
+
+                _repeat(rows, s.reps, [step])
+        except BenchError as exc:
+            raise BenchError(f"{exc}\n{remote.node_logs(env)}") from None
+    return rows
+
+
+def _fds(s: Settings) -> List[Row]:
+    row = Row("fds_per_actor", f"descriptors the node holds per actor ({s.fds_actors} live actors)", "fds",
+              "lower", target_abs=2.0, params={"actors": s.fds_actors})
+
+    def step() -> None:
+        row.samples.append(local.fds_per_actor(s.fds_actors))
+
+    _repeat([row], 1, [step])
+    return [row]
+
+
+def _tls(s: Settings) -> List[Row]:
+    rt = Row("tls_rt", "TLS: remote round trip, actor <-> actor on 2 nodes (small)", "us", "lower",
+             baseline_name="our plain round trip", target_ratio=1.3, params={"rounds": s.tls_rt_rounds})
+    tputs = [Row(f"tls_tput_{key}", f"TLS: remote one-way throughput ({_SIZE_NAMES[key]})", "msg/s", "higher",
+                 baseline_name="our plain throughput", target_ratio=0.7,
+                 params={"messages": s.tls_tput[key], "bytes": size}) for key, size in _TLS_SIZES]
+    raw = Row("tls_rt_raw", "raw ssl-wrapped socket round trip (mutual TLS)", "us", "lower",
+              baseline_name="raw plain socket", params={"rounds": s.tls_rt_rounds},
+              note="what TLS itself costs a round trip on this machine")
+    rows = [rt, *tputs, raw]
+    with remote.cluster_env() as plain_env, remote.cluster_env(tls=True) as tls_env:
+        try:
+            with remote.RemotePair(plain_env) as plain, remote.RemotePair(tls_env) as secure:
+
+                def step() -> None:
+                    rounds, warm = s.tls_rt_rounds, min(s.rt_warmup, s.tls_rt_rounds)
+                    rt.baseline_samples.append(plain.rt(rounds, warm) * 1e6)
+                    rt.samples.append(secure.rt(rounds, warm) * 1e6)
+                    for row in tputs:
+                        n, size = row.params["messages"], row.params["bytes"]
+                        row.baseline_samples.append(plain.tput(n, size))
+                        row.samples.append(secure.tput(n, size))
+                    plain_us, tls_us = remote.rt_raw_socket(rounds, warm, tls_env)
+                    raw.baseline_samples.append(plain_us * 1e6)
+                    raw.samples.append(tls_us * 1e6)
+
+                _repeat(rows, s.reps, [step])
+        except BenchError as exc:
+            raise BenchError(f"{exc}\n{remote.node_logs(tls_env)}") from None
     return rows
 
 
@@ -268,14 +369,17 @@ def _timers(s: Settings) -> List[Row]:
 
 
 _GROUP_FNS: Dict[str, Callable[[Settings], List[Row]]] = {
-    "local_rt": _local_rt, "local_tput": _local_tput, "remote": _remote, "spawn": _spawn,
+    "local_rt": _local_rt, "local_tput": _local_tput, "remote": _remote, "transit": _transit, "fds": _fds,
+    "tls": _tls, "spawn": _spawn,
     "uss": _uss, "ring": _ring, "mesh": _mesh, "timers": _timers,
 }
 #: The row ids each group gives, in order (the smoke test checks them all).
 GROUP_ROWS: Dict[str, List[str]] = {
     "local_rt": ["local_rt_queue", "local_rt_pipe"],
-    "local_tput": [f"local_tput_{k}" for k, _ in _SIZES],
-    "remote": ["remote_rt"] + [f"remote_tput_{k}" for k, _ in _SIZES],
+    "local_tput": [f"local_tput_{k}" for k, _ in _SIZES + _LARGE],
+    "remote": ["remote_rt", "remote_rt_relay"] + [f"remote_tput_{k}" for k, _ in _REMOTE_SIZES],
+    "transit": ["transit_recv", "transit_send"], "fds": ["fds_per_actor"],
+    "tls": ["tls_rt"] + [f"tls_tput_{k}" for k, _ in _TLS_SIZES] + ["tls_rt_raw"],
     "spawn": ["spawn_100", "spawn_1000"], "uss": ["idle_uss"], "ring": ["ring"], "mesh": ["mesh_16"],
     "timers": ["timer_lateness"],
 }

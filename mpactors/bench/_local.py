@@ -27,6 +27,7 @@ __all__ = [
     "rt_actors", "tput_actors", "payload_of", "rt_mpactors", "rt_raw_queue", "rt_raw_pipe", "tput_mpactors", "tput_raw_queue",
     "spawn_mpactors", "spawn_raw", "uss_mpactors", "uss_raw", "ring_mpactors", "ring_raw_queue",
     "timer_late_mpactors", "timer_late_raw",
+    "tput_raw_pipe", "fds_per_actor",
 ]
 
 _now = time.perf_counter
@@ -176,32 +177,33 @@ def tput_mpactors(n: int, size: int) -> float:
         return tput_actors(n, size)
 
 
-def _q_sink(q: Any, n: int, ready: Any, result: Any) -> None:
+def _raw_sink(inbox: Any, get: str, n: int, ready: Any, result: Any) -> None:
+    take = getattr(inbox, get)
     ready.send("ready")
     for _ in range(n):
-        q.get()
+        take()
     result.send(_now())
 
 
-def _q_source(q: Any, n: int, size: int, go: Any, result: Any) -> None:
+def _raw_source(outbox: Any, put: str, n: int, size: int, go: Any, result: Any) -> None:
+    give = getattr(outbox, put)
     payload = payload_of(size)
     go.recv()
     t0 = _now()
     for _ in range(n):
-        q.put(payload)
+        give(payload)
     result.send(t0)
 
 
-def tput_raw_queue(n: int, size: int) -> float:
-    """Messages per second through one ``multiprocessing.Queue`` between two children."""
+def _tput_raw(inbox: Any, get: str, outbox: Any, put: str, n: int, size: int) -> float:
+    """Messages per second from a child calling ``outbox.put(msg)`` to one calling ``inbox.get()``."""
     ctx = _ctx()
-    q = ctx.Queue()
     sink_r, sink_w = ctx.Pipe(duplex=False)
     src_r, src_w = ctx.Pipe(duplex=False)
     go_r, go_w = ctx.Pipe(duplex=False)
     procs = [
-        ctx.Process(target=_q_sink, args=(q, n, sink_w, sink_w)),
-        ctx.Process(target=_q_source, args=(q, n, size, go_r, src_w)),
+        ctx.Process(target=_raw_sink, args=(inbox, get, n, sink_w, sink_w)),
+        ctx.Process(target=_raw_source, args=(outbox, put, n, size, go_r, src_w)),
     ]
     with running(procs):
         wait_conn(sink_r, what="the sink's ready")
@@ -209,6 +211,41 @@ def tput_raw_queue(n: int, size: int) -> float:
         t0 = wait_conn(src_r)
         t1 = wait_conn(sink_r)
     return n / (t1 - t0)
+
+
+def tput_raw_queue(n: int, size: int) -> float:
+    """Messages per second through one ``multiprocessing.Queue`` between two children."""
+    q = _ctx().Queue()
+    return _tput_raw(q, "get", q, "put", n, size)
+
+
+def tput_raw_pipe(n: int, size: int) -> float:
+    """Messages per second through one raw ``multiprocessing.Pipe`` between two children.
+
+    A Pipe's ``send`` blocks while the pipe is full (a Queue's feeder thread
+    hides that), so this is the raw kernel pipe plus pickling, nothing else.
+    """
+    r, w = _ctx().Pipe(duplex=False)
+    return _tput_raw(r, "recv", w, "send", n, size)
+
+
+# -- descriptors -------------------------------------------------------------------
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def fds_per_actor(n: int) -> float:
+    """Descriptors the node process holds per live actor (``n`` actors that each answered)."""
+    with Node():
+        me = self()
+        before = _fd_count()
+        pids = [spawn(_ready_actor, me) for _ in range(n)]
+        for _ in range(n):
+            receive(1, timeout=WAIT)
+        after = _fd_count()
+        for pid in pids:
+            send(pid, "stop")
+    return (after - before) / n
 
 
 # -- spawn ---------------------------------------------------------------------

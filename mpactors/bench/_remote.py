@@ -29,12 +29,16 @@ import sys
 import tempfile
 import time
 from multiprocessing.connection import Client, Listener
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Dict, Iterator, List
 
 from ._local import payload_of
-from ._util import WAIT, BenchError, Sub, die_with_parent, running, wait_conn
+from ._util import WAIT, BenchError, Sub, die_with_parent, per_round, running, wait_conn
 
-__all__ = ["cluster_env", "RemotePair", "mesh_time", "rt_raw_tcp", "tput_raw_tcp", "node_main", "node_logs"]
+__all__ = [
+    "cluster_env", "RemotePair", "mesh_time", "rt_raw_tcp", "tput_raw_tcp", "rt_raw_relay", "node_main",
+    "node_logs", "rss_kib", "reset_peak", "rt_raw_socket",
+]
 
 _NODE_CODE = "import sys; from mpactors.bench._remote import node_main; sys.exit(node_main(sys.argv[1:]))"
 _EPMD_START_TIMEOUT = 15.0
@@ -48,8 +52,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def cluster_env() -> Iterator[Dict[str, str]]:
-    """A private port mapper, cookie and ``MPACTORS_HOME``; yields the environment for nodes."""
+def cluster_env(tls: bool = False) -> Iterator[Dict[str, str]]:
+    """A private port mapper, cookie and ``MPACTORS_HOME``; yields the environment for nodes.
+
+    With ``tls``, the environment also holds ``MPACTORS_TLS_*``: a CA and a
+    node certificate made with ``openssl`` in the private home (see
+    :mod:`mpactors.bench._tls`), so the nodes talk mutual TLS.
+    """
     from .. import epmd
 
     port = _free_port()
@@ -65,7 +74,12 @@ def cluster_env() -> Iterator[Dict[str, str]]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise BenchError(f"the port mapper on port {port} did not start")
             time.sleep(0.02)
-        yield {"MPACTORS_EPMD_PORT": str(port), "MPACTORS_COOKIE": secrets.token_hex(16), "MPACTORS_HOME": home}
+        env = {"MPACTORS_EPMD_PORT": str(port), "MPACTORS_COOKIE": secrets.token_hex(16), "MPACTORS_HOME": home}
+        if tls:
+            from ._tls import make_certs
+
+            env.update(make_certs(os.path.join(home, "tls")))
+        yield env
     finally:
         proc.kill()
         proc.wait()
@@ -109,6 +123,26 @@ class RemotePair:
         """Messages per second, actor on ``a`` -> actor on ``b``."""
         self.a.send({"op": "tput", "peer": self.b_name, "n": n, "size": size})
         return float(self.a.recv(what="the remote throughput")["value"])
+
+    def transit(self, size: int) -> Dict[str, float]:
+        """Peak RSS rise (bytes) of node ``a`` and node ``b`` while one ``size``-byte message goes a -> b.
+
+        The message is made by an actor of ``a`` and received by an actor of
+        ``b``: the figures are the two node processes alone (router, socket,
+        reader, delivery), not the actors at either end. The peak is reset
+        first (``/proc/PID/clear_refs``), so each figure is the highest RSS
+        during the transfer minus the RSS just before it.
+        """
+        pids = {"send": self.a.proc.pid, "recv": self.b.proc.pid}
+        self.a.send({"op": "transit_prepare", "peer": self.b_name, "size": size})
+        self.a.recv(what="the transit actors")
+        before = {}
+        for key, pid in pids.items():
+            reset_peak(pid)
+            before[key] = rss_kib(pid)["VmRSS"]
+        self.a.send({"op": "transit_go"})
+        self.a.recv(what="the 64 MiB message to arrive")
+        return {key: (rss_kib(pid)["VmHWM"] - before[key]) * 1024.0 for key, pid in pids.items()}
 
 
 @contextlib.contextmanager
@@ -183,6 +217,71 @@ def _serve() -> None:
             _out({"value": rt_actors(cmd["rounds"], cmd["warmup"], node=cmd["peer"])})
         elif op == "tput":
             _out({"value": tput_actors(cmd["n"], cmd["size"], node=cmd["peer"])})
+        elif op == "transit_prepare":
+            transit = _Transit(cmd["peer"], cmd["size"])
+            _out({"ok": True})
+        elif op == "transit_go":
+            _out({"value": transit.go()})
+
+
+def _transit_sink(report_to: Any) -> None:
+    import mpactors
+
+    mpactors.send(report_to, ("sink", mpactors.self()))
+    msg = mpactors.receive()
+    mpactors.send(report_to, ("got", len(msg)))
+
+
+def _transit_source(size: int, report_to: Any) -> None:
+    import mpactors
+
+    payload = bytes(size)
+    mpactors.send(report_to, ("source", mpactors.self()))
+    dest = mpactors.receive()
+    mpactors.send(dest, payload)
+    del payload
+    mpactors.receive()  # stay alive until the benchmark is done
+
+
+class _Transit:
+    """One big message from an actor of this node to an actor of ``peer``, on command."""
+
+    def __init__(self, peer: str, size: int) -> None:
+        import mpactors
+
+        me = mpactors.self()
+        self.size = size
+        self.sink = mpactors.spawn(_transit_sink, me, node=peer)
+        self.source = mpactors.spawn(_transit_source, size, me)
+        mpactors.receive(("sink", object), timeout=WAIT)
+        mpactors.receive(("source", object), timeout=WAIT)
+
+    def go(self) -> int:
+        import mpactors
+
+        mpactors.send(self.source, self.sink)
+        _, n = mpactors.receive(("got", int), timeout=WAIT)
+        mpactors.send(self.source, "done")
+        if n != self.size:
+            raise BenchError(f"the sink got {n} bytes, not {self.size}")
+        return int(n)
+
+
+def rss_kib(pid: int) -> Dict[str, int]:
+    """``VmRSS`` and ``VmHWM`` (peak) of a process, in KiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0])
+    return out
+
+
+def reset_peak(pid: int) -> None:
+    """Reset a process's peak RSS to its current RSS (Linux: ``5`` into ``clear_refs``)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
 
 
 def _mesh_member(me: str, n: int) -> None:
@@ -271,6 +370,163 @@ def rt_raw_tcp(rounds: int, warmup: int) -> float:
 def tput_raw_tcp(n: int, size: int) -> float:
     """Messages per second with one ``Client.send`` per message (TCP loopback, ``authkey``)."""
     return _tcp_pair("sink", n, _tcp_source, (n, size))
+
+
+# -- the raw 3-hop relay: the floor of our topology ------------------------------------
+_STOP = bytes(ForkingPickler.dumps(None))  # what Connection.send(None) writes: the relays stop after it
+
+
+def _pump(src: Any, dst: Any) -> None:
+    while True:
+        data = src.recv_bytes()
+        dst.send_bytes(data)
+        if data == _STOP:
+            return
+
+
+def _relay_node(listen: bool, addr: Any, authkey: bytes, from_actor: Any, to_actor: Any) -> None:
+    """A raw node: one thread actor pipe -> TCP, one thread TCP -> actor pipe."""
+    import threading
+
+    if listen:
+        with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
+            addr.send(listener.address)
+            tcp = listener.accept()
+    else:
+        tcp = Client(addr, authkey=authkey)
+    with tcp:
+        threads = [threading.Thread(target=_pump, args=(from_actor, tcp)),
+                   threading.Thread(target=_pump, args=(tcp, to_actor))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+
+def _relay_echo(inbox: Any, outbox: Any) -> None:
+    while True:
+        x = inbox.recv()
+        outbox.send(x)
+        if x is None:
+            return
+
+
+def _relay_ping(inbox: Any, outbox: Any, rounds: int, warmup: int, result: Any) -> None:
+    def one(i: int) -> None:
+        outbox.send(i)
+        inbox.recv()
+
+    seconds = per_round(one, rounds, warmup)
+    outbox.send(None)
+    inbox.recv()
+    result.send(seconds)
+
+
+def rt_raw_relay(rounds: int, warmup: int) -> float:
+    """Seconds per round trip through the raw relay of our topology.
+
+    actor A -> pipe -> node A (thread) -> TCP + authkey -> node B (thread) ->
+    pipe -> actor B, and back the same way: four processes, each node with a
+    forwarding thread per direction, ``multiprocessing.connection`` and
+    nothing else (no framing, batching, routing or pickling in the nodes).
+    This is the floor of a design where actors hand messages to a node
+    thread that owns the socket.
+    """
+    ctx = multiprocessing.get_context("fork")
+    authkey = secrets.token_bytes(16)
+    a_in_r, a_in_w = ctx.Pipe(duplex=False)  # node A -> actor A
+    a_out_r, a_out_w = ctx.Pipe(duplex=False)  # actor A -> node A
+    b_in_r, b_in_w = ctx.Pipe(duplex=False)
+    b_out_r, b_out_w = ctx.Pipe(duplex=False)
+    addr_r, addr_w = ctx.Pipe(duplex=False)
+    res_r, res_w = ctx.Pipe(duplex=False)
+    node_b = ctx.Process(target=_relay_node, args=(True, addr_w, authkey, b_out_r, b_in_w))
+    echo = ctx.Process(target=_relay_echo, args=(b_in_r, b_out_w))
+    with running([node_b, echo]):
+        address = wait_conn(addr_r, what="the relay's address")
+        node_a = ctx.Process(target=_relay_node, args=(False, address, authkey, a_out_r, a_in_w))
+        ping = ctx.Process(target=_relay_ping, args=(a_in_r, a_out_w, rounds, warmup, res_w))
+        with running([node_a, ping]):
+            return float(wait_conn(res_r))
+
+
+# -- raw sockets, plain and mutual TLS -----------------------------------------------------
+def _contexts(env: Dict[str, str]) -> Any:
+    import ssl
+
+    cert, key, ca = env["MPACTORS_TLS_CERT"], env["MPACTORS_TLS_KEY"], env["MPACTORS_TLS_CA"]
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for ctx in (server, client):
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cert, key)
+        ctx.load_verify_locations(ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return server, client
+
+
+def _recv_exact(sock: Any, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        part = sock.recv(n - len(buf))
+        if not part:
+            raise EOFError
+        buf += part
+    return bytes(buf)
+
+
+def _sock_echo(listener: Any, ctx: Any) -> None:
+    conn, _ = listener.accept()
+    listener.close()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if ctx is not None:
+        conn = ctx.wrap_socket(conn, server_side=True)
+    with conn:
+        while True:
+            n = int.from_bytes(_recv_exact(conn, 4), "big")
+            data = _recv_exact(conn, n)
+            conn.sendall(n.to_bytes(4, "big") + data)
+            if data == _STOP:
+                return
+
+
+def _sock_ping(address: Any, ctx: Any, rounds: int, warmup: int, result: Any) -> None:
+    import pickle
+
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if ctx is not None:
+        sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+    with sock:
+        def one(x: Any) -> None:
+            data = pickle.dumps(x)
+            sock.sendall(len(data).to_bytes(4, "big") + data)
+            n = int.from_bytes(_recv_exact(sock, 4), "big")
+            pickle.loads(_recv_exact(sock, n))
+
+        seconds = per_round(one, rounds, warmup)
+        sock.sendall(len(_STOP).to_bytes(4, "big") + _STOP)
+        _recv_exact(sock, 4 + len(_STOP))
+    result.send(seconds)
+
+
+def rt_raw_socket(rounds: int, warmup: int, tls_env: Dict[str, str]) -> "tuple[float, float]":
+    """Seconds per round trip over a raw TCP socket: plain, then mutual TLS with ``tls_env``'s certificates."""
+    ctx = multiprocessing.get_context("fork")
+    server_ctx, client_ctx = _contexts(tls_env)
+    out = []
+    for sctx, cctx in ((None, None), (server_ctx, client_ctx)):
+        listener = socket.create_server(("127.0.0.1", 0))
+        res_r, res_w = ctx.Pipe(duplex=False)
+        try:
+            server = ctx.Process(target=_sock_echo, args=(listener, sctx))
+            with running([server]):
+                client = ctx.Process(target=_sock_ping, args=(listener.getsockname(), cctx, rounds, warmup, res_w))
+                with running([client]):
+                    out.append(float(wait_conn(res_r)))
+        finally:
+            listener.close()
+    return out[0], out[1]
 
 
 def node_logs(env: Dict[str, str], limit: int = 1500) -> str:

@@ -18,11 +18,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 __all__ = [
     "Row", "Sample", "median", "running", "Sub", "wait_conn", "BenchError",
-    "WAIT", "JOIN_TIMEOUT", "raise_fd_limit", "die_with_parent",
+    "WAIT", "JOIN_TIMEOUT", "raise_fd_limit", "die_with_parent", "per_round",
 ]
 
 #: Longest wait for any one answer inside a benchmark (seconds).
@@ -113,6 +113,16 @@ class Row:
 def median(values: Sequence[float]) -> Optional[float]:
     """The median, or None for no values."""
     return statistics.median(values) if values else None
+
+
+def per_round(one: Callable[[int], None], rounds: int, warmup: int) -> float:
+    """Seconds per call of ``one(i)`` over ``rounds`` calls, after ``warmup`` untimed ones."""
+    for i in range(warmup):
+        one(i)
+    t0 = time.perf_counter()
+    for i in range(rounds):
+        one(i)
+    return (time.perf_counter() - t0) / rounds
 
 
 def raise_fd_limit() -> None:
