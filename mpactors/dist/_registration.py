@@ -23,6 +23,7 @@ import time
 from typing import Any, List, Optional
 
 from .. import epmd
+from .._core._kernel import Kernel
 from ..errors import EpmdError, NodeError
 from ..epmd import Registration
 from ..epmd import protocol as p
@@ -59,7 +60,7 @@ class NoRegistration:
     def fds(self) -> List[int]:
         return []
 
-    def start(self, kernel: Any) -> None:
+    def start(self, kernel: Kernel) -> None:
         pass
 
     def close(self) -> None:
@@ -82,7 +83,7 @@ class RegistrationKeeper:
         epmd.ensure_running()
         self.current: Optional[Registration] = self._register()
         self.creation = self.current.creation or 1
-        self.kernel: Any = None
+        self.kernel: Optional[Kernel] = None
         self._closing = False
         #: How many times the node registered again (a port mapper came back).
         self.renewals = 0
@@ -102,12 +103,12 @@ class RegistrationKeeper:
         assert self.current is not None
         return [self.current.fileno()]
 
-    def start(self, kernel: Any) -> None:
+    def start(self, kernel: Kernel) -> None:
         """Begin watching the port mapper connection (the kernel is up)."""
         self.kernel = kernel
-        threading.Thread(target=self._watch, name="mpactors-dist-epmd", daemon=True).start()
+        threading.Thread(target=self._watch, args=(kernel,), name="mpactors-dist-epmd", daemon=True).start()
 
-    def _watch(self) -> None:
+    def _watch(self, kernel: Kernel) -> None:
         while not self._closing:
             reg = self.current
             if reg is not None:
@@ -123,7 +124,7 @@ class RegistrationKeeper:
                 log.warning("lost the port mapper at %s: node %s will register again once one answers",
                             reg.address, self.alive)
                 self.current = None
-                self.kernel.close_private(reg)
+                kernel.close_private(reg)
             time.sleep(RETRY)  # waiting for a port mapper to come back: nothing to wait on
             if self._closing:
                 return
@@ -134,11 +135,11 @@ class RegistrationKeeper:
                 continue
             except EpmdError:
                 continue  # not back yet
-            with self.kernel.fd_lock:
+            with kernel.fd_lock:
                 if self._closing:
                     new.close()
                     return
-                self.kernel.private_fds.add(new.fileno())
+                kernel.private_fds.add(new.fileno())
                 self.current = new
             self.renewals += 1
             log.info("registered %s with the port mapper at %s again (port %d)", self.alive, new.address, self.port)

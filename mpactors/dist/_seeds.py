@@ -16,12 +16,14 @@ names to the kernel thread, which owns the peers and starts the attempts.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
+from .._core._kernel import Kernel
 from ..errors import BadArg
 
 __all__ = ["FIRST_RETRY", "MAX_RETRY", "RESOLVE_EVERY", "SeedKeeper", "expand", "parse_seeds"]
@@ -79,10 +81,21 @@ def expand(seed: str) -> List[str]:
     return sorted({f"{alive}@{info[4][0]}" for info in infos})
 
 
+class SeedOwner(Protocol):
+    """What :class:`SeedKeeper` needs of the distribution layer."""
+
+    name: str
+    kernel: Kernel
+    peers: Dict[str, Any]
+
+    def connect(self, name: str, done: Optional[Callable[[bool], None]] = None) -> Any:
+        """Connect to ``name`` in the background; ``done(ok)`` in the kernel thread."""
+
+
 class SeedKeeper:
     """Keeps a node connected to its seeds (owned by the node's distribution)."""
 
-    def __init__(self, dist: Any, seeds: Sequence[str]) -> None:
+    def __init__(self, dist: SeedOwner, seeds: Sequence[str]) -> None:
         self.dist = dist
         self.seeds = list(seeds)
         self._closing = threading.Event()
@@ -129,7 +142,7 @@ class SeedKeeper:
             if name in self.dist.peers or self._trying.get(name) or now < self._next.get(name, 0.0):
                 continue
             self._trying[name] = True
-            self.dist.connect(name, lambda ok, name=name: self._done(name, ok))
+            self.dist.connect(name, functools.partial(self._done, name))
 
     def _done(self, name: str, ok: bool) -> None:
         """Kernel thread: an attempt at ``name`` ended."""
