@@ -45,7 +45,7 @@ from ..errors import ProcessExit, Timeout
 from ..messages import AliasReply
 from ..pattern import compile_pattern
 
-__all__ = ["Mailbox", "MailboxWriter", "RawReader", "make_pipe", "flush_all", "SYSTEM_EXIT", "REMOTE_SENDER"]
+__all__ = ["Mailbox", "MailboxWriter", "RawReader", "make_pipe", "flush_all", "SYSTEM_EXIT", "REMOTE_SENDER", "READ_HERE"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 SYSTEM_EXIT = "exit"
 #: Sender id of messages that came from another node (the frame's sender field).
 REMOTE_SENDER = 0xFFFFFFFF
+#: What ``Mailbox.reader`` returns to let a blocking receive read the pipe itself.
+READ_HERE: Any = type("ReadHere", (), {"__repr__": lambda self: "READ_HERE"})()
 
 
 def _sender_text(sender: int) -> str:
@@ -311,6 +313,15 @@ class Mailbox:
         self.aliases: "set[Any]" = set()
         #: Called with each message as it arrives (tracing), or None.
         self.on_arrival: Optional[Callable[[Any], None]] = None
+        #: Messages taken out of ``queue`` so far: a scan position is valid only
+        #: while this is unchanged (several readers: threads, an event loop).
+        self.removed = 0
+        #: An event loop that reads this mailbox (``_aioloop``), or None:
+        #: ``notify`` is called after any drain that queued messages, and
+        #: ``reader(match, timeout)`` takes a blocking receive's wait (it
+        #: returns ``READ_HERE`` to let the caller read the pipe itself).
+        self.notify: Optional[Callable[[], None]] = None
+        self.reader: Optional[Callable[[Any, Optional[float]], Any]] = None
         # Another thread that drains the pipe (process_info's queue length)
         # takes the bytes a waiting receive polls for: it wakes it here.
         self._wake_r, self._wake_w = os.pipe()
@@ -320,6 +331,15 @@ class Mailbox:
     # -- reading -----------------------------------------------------------
     def _drain(self) -> bool:
         """Read what the pipe holds now into ``queue``; False at end of file."""
+        if self.notify is None:
+            return self._read_pipe()
+        before = len(self.queue)
+        alive = self._read_pipe()
+        if len(self.queue) > before or not alive:
+            self.notify()
+        return alive
+
+    def _read_pipe(self) -> bool:
         while True:
             try:
                 data = os.read(self.fd, _READ_SIZE)
@@ -385,30 +405,36 @@ class Mailbox:
             self._drain()
             for msg in [m for m in self.queue if type(m) is AliasReply and m.ref == ref]:
                 self.queue.remove(msg)
+                self.removed += 1
+
+    def requeue(self, msg: Any) -> None:
+        """Put back ``msg``, taken by a receive that was cancelled before it saw it, as the oldest."""
+        with self.lock:
+            self.queue.appendleft(msg)
+            self.removed += 1  # positions moved: scans start again
+            if self.notify is not None:
+                self.notify()
 
     # -- the API -----------------------------------------------------------
     def receive(self, match: Any = None, timeout: Optional[float] = None) -> Any:
         """The oldest message matching ``match``; :class:`Timeout` after ``timeout`` s."""
         pred: Callable[[Any], bool] = compile_pattern(match)
         deadline = None if timeout is None else time.monotonic() + timeout
-        scanned = 0
+        cursor = [0, self.removed]
         polled = False
         poller = None
         while True:
+            reader = self.reader
+            if reader is not None:  # an event loop reads this mailbox: hand it the wait
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                msg = reader(match, left)
+                if msg is not READ_HERE:
+                    return msg
             with self.lock:
-                if self._exit is not None:
-                    exc, self._exit = self._exit, None
-                    raise exc
-                q = self.queue
-                n = len(q)
-                i = scanned
-                while i < n:
-                    msg = q[i]
-                    if pred(msg):
-                        del q[i]
-                        return msg
-                    i += 1
-                scanned = n
+                self._raise_exit()
+                found, msg = self._take(pred, cursor)
+                if found:
+                    return msg
             if deadline is None:
                 wait_ms = -1
             else:
@@ -433,6 +459,48 @@ class Mailbox:
                 if not self._drain():
                     raise ProcessExit("noconnection")
 
+    def poll(self, pred: Callable[[Any], bool], cursor: List[int]) -> Tuple[bool, Any]:
+        """One step of :meth:`receive` that never waits: ``(True, msg)`` or ``(False, None)``.
+
+        Drains the pipe, then takes the oldest message ``pred`` accepts at or
+        after ``cursor`` (``[index, removed]``, updated in place: start with
+        ``[0, mailbox.removed]``). Raises :class:`ProcessExit` as ``receive``
+        does. The event loop's reader (``_aioloop``) is its caller.
+        """
+        with self.lock:
+            self._raise_exit()
+            alive = self._drain()
+            found, msg = self._take(pred, cursor)
+            if not found and not alive:
+                raise ProcessExit("noconnection")
+            return found, msg
+
+    def _raise_exit(self) -> None:
+        if self._exit is not None:
+            exc, self._exit = self._exit, None
+            raise exc
+
+    def _take(self, pred: Callable[[Any], bool], cursor: List[int]) -> Tuple[bool, Any]:
+        """Selective receive's scan (caller holds ``lock``): take the oldest match from ``cursor`` on.
+
+        Messages before ``cursor[0]`` were already refused by ``pred``; if
+        another reader took messages since (``removed`` moved), positions
+        shifted and the scan starts again at 0.
+        """
+        q = self.queue
+        i = cursor[0] if cursor[1] == self.removed else 0
+        n = len(q)
+        while i < n:
+            msg = q[i]
+            if pred(msg):
+                del q[i]
+                self.removed += 1
+                cursor[0], cursor[1] = i, self.removed
+                return True, msg
+            i += 1
+        cursor[0], cursor[1] = n, self.removed
+        return False, None
+
     def __len__(self) -> int:
         """Messages waiting (the pipe is drained first); safe from any thread."""
         with self.lock:
@@ -452,6 +520,7 @@ class Mailbox:
             self._drain()
             out = list(self.queue)
             self.queue.clear()
+            self.removed += len(out)
             return out
 
 

@@ -1,0 +1,395 @@
+"""The mailbox as an asyncio reader: ``await receive(...)`` without blocking the loop.
+
+One :class:`LoopReader` at a time reads a process's mailbox from an event
+loop. It watches the mailbox pipe with ``loop.add_reader`` and, when bytes
+arrive, runs the mailbox's own selective-receive step (:meth:`Mailbox.poll`)
+with a predicate that offers each message to the waiting receives::
+
+    mailbox pipe --readable--> LoopReader.run_pass (in the loop's thread)
+                                 Mailbox.poll(offer, cursor)   drain + scan, under the mailbox lock
+                                 offer(msg): the oldest-registered waiter that
+                                             matches gets it (keyed waiters - a
+                                             call's alias and monitor - by dict)
+
+Who reads the mailbox (one consumer at a time):
+
+* an **async actor**: its loop owns the mailbox for the actor's life
+  (``run_actor``). A blocking ``receive`` in the loop's thread would stop the
+  loop the message may depend on: it raises :class:`WouldBlock` (a
+  ``timeout=0`` look is allowed, it never waits);
+* the **node's main process** (a web app's loop): the loop reads the mailbox
+  while at least one ``await`` is pending, and lets go when none is. A
+  blocking ``receive`` in the loop's own thread reads the pipe itself (the
+  loop is stopped meanwhile, so the two never overlap; it blocks the loop as
+  any blocking call does);
+* a blocking ``receive`` in **another thread** (``asyncio.to_thread``, a web
+  framework's thread pool) while a loop reads the mailbox hands its wait to
+  that loop (``Mailbox.reader``) and blocks on a ``concurrent.futures``
+  future; an ``await`` from another loop does the same without blocking.
+  Any other thread that drains the pipe (``process_info``'s queue length,
+  dropping an alias) calls ``Mailbox.notify``, which schedules a pass.
+
+The reader's waiters and cursor belong to the loop's thread; other threads
+reach them only through ``loop.call_soon_threadsafe``.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ..errors import ProcessExit, Timeout, WouldBlock
+from ..messages import AliasReply, Down
+from ..pattern import compile_pattern
+from ._context import check_timeout, current
+from .mailbox import READ_HERE, Mailbox
+
+__all__ = ["LoopReader", "receive", "receive_keyed", "run_actor"]
+
+_FOREIGN_SLICE = 0.5  # seconds: a thread waiting through a loop checks this often that the loop still runs
+
+_seq = itertools.count()
+_lock = threading.Lock()  # guards _active
+_active: Optional["LoopReader"] = None  # the reader of this process's mailbox, if a loop reads it
+
+
+def _after_fork() -> None:
+    global _active, _lock
+    _active = None  # a forked actor starts with its own mailbox and no loop
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class _Waiter:
+    """One pending receive: ``pred`` (or ``keys``: refs of AliasReply/Down) and where the message goes."""
+
+    __slots__ = ("seq", "pred", "keys", "fut", "foreign")
+
+    def __init__(self, pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], fut: Any, foreign: bool) -> None:
+        self.seq = next(_seq)
+        self.pred = pred
+        self.keys = keys
+        self.fut = fut  # asyncio.Future of the loop, or a concurrent.futures.Future (foreign)
+        self.foreign = foreign
+
+    def claim(self) -> bool:
+        """True if the waiter still wants a message (then it must get one or an error)."""
+        if self.foreign:
+            return bool(self.fut.set_running_or_notify_cancel())
+        return not self.fut.done()
+
+
+class LoopReader:
+    """Reads one mailbox from one event loop and hands messages to its waiting receives."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, mailbox: Mailbox, owned: bool) -> None:
+        self.loop = loop
+        self.mailbox = mailbox
+        self.owned = owned  # an async actor's loop: reads for the actor's life, forbids blocking receive
+        self.thread = threading.get_ident()
+        self.generic: List[_Waiter] = []  # waiters with a predicate, oldest first
+        self.keyed: Dict[Any, _Waiter] = {}  # ref -> waiter (aio.call's alias and monitor)
+        self.cursor = [0, mailbox.removed]
+        self.attached = False
+        self.scheduled = False
+        self.passing = False
+
+    # -- attach / detach (loop thread) -----------------------------------------
+    def attach(self) -> None:
+        if self.attached:
+            return
+        self.attached = True
+        mb = self.mailbox
+        self.cursor = [0, mb.removed]
+        mb.notify = self._notify
+        mb.reader = self._blocking_receive
+        self.loop.add_reader(mb.fd, self.run_pass)
+        if mb.waiting:  # a blocking receive in another thread is polling: make it hand over
+            try:
+                os.write(mb.fds()[2], b"!")
+            except OSError:
+                pass
+
+    def detach(self) -> None:
+        global _active
+        if not self.attached:
+            return
+        self.attached = False
+        mb = self.mailbox
+        mb.notify = None
+        mb.reader = None
+        mb.waiting = False
+        try:
+            self.loop.remove_reader(mb.fd)
+        except (RuntimeError, ValueError, OSError):  # the loop is closed already
+            pass
+        with _lock:
+            if _active is self:
+                _active = None
+        for w in list(self.generic) + list(self.keyed.values()):  # only foreign waiters can be left
+            if w.claim():
+                w.fut.set_result(READ_HERE)
+        self.generic.clear()
+        self.keyed.clear()
+
+    def _idle(self) -> None:
+        if not self.generic and not self.keyed:
+            self.mailbox.waiting = False
+            if not self.owned:
+                self.detach()
+
+    # -- waiters (loop thread) -------------------------------------------------
+    def add(self, w: _Waiter) -> None:
+        """Register ``w``: it takes the oldest queued match now, or waits for the next pass."""
+        self.attach()
+        try:
+            found, msg = self.mailbox.poll(w.pred or _keys_pred(w.keys), [0, self.mailbox.removed])
+        except ProcessExit as exc:
+            if w.claim():
+                w.fut.set_exception(exc)
+            self._idle()
+            return
+        if found:
+            if w.claim():
+                w.fut.set_result(msg)
+            else:
+                self.mailbox.requeue(msg)  # pragma: no cover - cancelled in between
+            self._idle()
+            return
+        if w.keys:
+            for key in w.keys:
+                self.keyed[key] = w
+        else:
+            self.generic.append(w)
+        self.mailbox.waiting = True
+
+    def remove(self, w: _Waiter) -> None:
+        if w.keys:
+            for key in w.keys:
+                if self.keyed.get(key) is w:
+                    del self.keyed[key]
+        elif w in self.generic:
+            self.generic.remove(w)
+        self._idle()
+
+    def _offer(self, msg: Any) -> bool:
+        """Give ``msg`` to the oldest waiter that matches it; True if one took it."""
+        k = None
+        t = type(msg)
+        if self.keyed and (t is AliasReply or t is Down):
+            k = self.keyed.get(msg.ref)
+        for w in self.generic:
+            if k is not None and w.seq > k.seq:
+                break
+            if w.pred(msg):  # type: ignore[misc]
+                self.generic.remove(w)
+                if w.claim():
+                    w.fut.set_result(msg)
+                    return True
+                return self._offer(msg)  # a foreign waiter that gave up: the next one
+        if k is not None:
+            for key in k.keys:
+                self.keyed.pop(key, None)
+            if k.claim():
+                k.fut.set_result(msg)
+                return True
+            return self._offer(msg)
+        return False
+
+    def run_pass(self) -> None:
+        """Drain the pipe and hand out every message some waiter matches (the fd callback)."""
+        self.scheduled = False
+        if not self.attached:
+            return
+        self.passing = True
+        try:
+            while self.generic or self.keyed:
+                found, _ = self.mailbox.poll(self._offer, self.cursor)
+                if not found:
+                    break
+        except ProcessExit as exc:
+            self._fail_all(exc)
+        finally:
+            self.passing = False
+        self._idle()
+
+    def _fail_all(self, exc: ProcessExit) -> None:
+        waiters = sorted(set(self.generic) | set(self.keyed.values()), key=lambda w: w.seq)
+        self.generic.clear()
+        self.keyed.clear()
+        for w in waiters:
+            if w.claim():
+                w.fut.set_exception(ProcessExit(exc.reason))
+        if self.owned:
+            self.detach()  # the pipe is gone (end of file): stop watching it
+
+    # -- calls from any thread ---------------------------------------------------
+    def _notify(self) -> None:
+        """Another reader drained messages into the queue: look at them soon."""
+        if self.passing or self.scheduled:
+            return
+        self.scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self.run_pass)
+        except RuntimeError:  # the loop is closed
+            self.scheduled = False
+
+    def _blocking_receive(self, match: Any, timeout: Optional[float]) -> Any:
+        """``Mailbox.reader``: a blocking receive while this loop reads the mailbox."""
+        if timeout == 0:
+            return READ_HERE  # a look never waits: any thread may take it under the mailbox lock
+        if threading.get_ident() == self.thread:
+            if self.owned:
+                raise WouldBlock(
+                    "blocking receive inside an async actor would stop its event loop: "
+                    "use `await mpactors.aio.receive(...)` (or aio.call), or run blocking "
+                    "code in a thread with `await asyncio.to_thread(...)`"
+                )
+            return READ_HERE  # the loop is not running while we block here: read directly
+        return self.wait_foreign(compile_pattern(match), (), match, timeout)
+
+    def wait_foreign(self, pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], match: Any,
+                     timeout: Optional[float]) -> Any:
+        """Wait in another thread for a message this loop hands out; READ_HERE if the loop went away."""
+        cfut: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
+        w = _Waiter(pred, keys, cfut, True)
+        try:
+            self.loop.call_soon_threadsafe(self.add, w)
+        except RuntimeError:  # closed
+            return READ_HERE
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = _FOREIGN_SLICE if deadline is None else min(_FOREIGN_SLICE, deadline - time.monotonic())
+            try:
+                return cfut.result(max(0.0, left))
+            except concurrent.futures.TimeoutError:
+                pass
+            gone = self.loop.is_closed()
+            if gone or (deadline is not None and time.monotonic() >= deadline):
+                if cfut.cancel():  # the loop drops a cancelled waiter when it next looks
+                    if gone:
+                        return READ_HERE
+                    raise Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})") from None
+                return cfut.result()
+
+
+def _keys_pred(keys: Tuple[Any, ...]) -> Callable[[Any], bool]:
+    def pred(msg: Any) -> bool:
+        t = type(msg)
+        return (t is AliasReply or t is Down) and msg.ref in keys
+
+    return pred
+
+
+def _reader_for(loop: asyncio.AbstractEventLoop, mailbox: Mailbox) -> "LoopReader":
+    """The reader of ``mailbox`` for ``loop``, made active if no other loop reads it."""
+    global _active
+    with _lock:
+        r = _active
+        if r is not None and r.mailbox is mailbox and (r.loop is loop or not r.loop.is_closed()):
+            return r
+        r = _active = LoopReader(loop, mailbox, owned=False)
+        return r
+
+
+async def _wait(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], match: Any,
+                timeout: Optional[float]) -> Any:
+    loop = asyncio.get_running_loop()
+    mailbox = current().mailbox
+    while True:
+        reader = _reader_for(loop, mailbox)
+        if reader.loop is not loop:  # another thread's loop reads this mailbox: wait through it
+            msg = await loop.run_in_executor(None, reader.wait_foreign, pred, keys, match, timeout)
+            if msg is READ_HERE:
+                continue
+            return msg
+        return await _wait_here(reader, pred, keys, match, timeout)
+
+
+async def _wait_here(reader: LoopReader, pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...],
+                     match: Any, timeout: Optional[float]) -> Any:
+    fut = reader.loop.create_future()
+    w = _Waiter(pred, keys, fut, False)
+    reader.add(w)
+    if fut.done():
+        return fut.result()
+    timer = None
+    if timeout is not None:
+        timer = reader.loop.call_later(timeout, _expire, fut, timeout, match)
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            reader.mailbox.requeue(fut.result())  # delivered, but the task was cancelled first
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if not fut.done() or fut.cancelled() or fut.exception() is not None:
+            reader.remove(w)
+
+
+def _expire(fut: "asyncio.Future[Any]", timeout: Optional[float], match: Any) -> None:
+    if not fut.done():
+        fut.set_exception(Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})"))
+
+
+async def receive(match: Any = None, timeout: Optional[float] = None) -> Any:
+    """``await`` the oldest message matching ``match`` (see ``mpactors.receive``)."""
+    check_timeout(timeout)
+    return await _wait(compile_pattern(match), (), match, timeout)
+
+
+async def receive_keyed(keys: Tuple[Any, ...], timeout: Optional[float]) -> Any:
+    """``await`` the first ``AliasReply`` or ``Down`` whose ``ref`` is in ``keys`` (found by dict, not by scan)."""
+    check_timeout(timeout)
+    return await _wait(None, keys, keys, timeout)
+
+
+def run_actor(coro: Any, mailbox: Mailbox) -> bool:
+    """Run an async actor's coroutine in a new event loop that owns ``mailbox``.
+
+    SIGTERM (the node ending the actor with an exit signal) cancels the main
+    task, so its ``finally`` blocks and ``async with`` exits run; then the
+    other tasks are cancelled as ``asyncio.run`` does. Returns True if an
+    exit signal ended it (the node knows the reason), False if it returned.
+    Exceptions of the coroutine propagate.
+    """
+    global _active
+    terminated = []
+    old = signal.getsignal(signal.SIGTERM)
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_sigterm() -> None:
+            terminated.append(True)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        reader = LoopReader(loop, mailbox, owned=True)
+        with _lock:
+            _active = reader
+        reader.attach()
+        try:
+            return await coro
+        finally:
+            reader.detach()
+
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    return bool(terminated)
