@@ -51,6 +51,9 @@ from .mailbox import READ_HERE, Mailbox
 
 __all__ = ["LoopReader", "receive", "receive_keyed", "run_actor"]
 
+#: Receives answered from the queue without suspending before one yields to the loop (responsiveness
+#: while a backlog of messages is worked off: other tasks run at least every this many messages).
+_YIELD_EVERY = 32
 _FOREIGN_SLICE = 0.5  # seconds: a thread waiting through a loop checks this often that the loop still runs
 
 _seq = itertools.count()
@@ -100,25 +103,26 @@ class LoopReader:
         self.attached = False
         self.scheduled = False
         self.passing = False
+        self.ready_in_a_row = 0  # receives answered at once since the last suspension
 
     # -- attach / detach (loop thread) -----------------------------------------
-    def attach(self) -> None:
+    def attach(self) -> bool:
+        """Start reading the mailbox; False if another loop's reader took over meanwhile."""
         if self.attached:
-            return
-        self.attached = True
+            return True
+        with _lock:
+            if _active is not self:
+                return False
+            self.attached = True
         mb = self.mailbox
         self.cursor = [0, mb.removed]
         mb.notify = self._notify
         mb.reader = self._blocking_receive
         self.loop.add_reader(mb.fd, self.run_pass)
-        if mb.waiting:  # a blocking receive in another thread is polling: make it hand over
-            try:
-                os.write(mb.fds()[2], b"!")
-            except OSError:
-                pass
+        mb.wake_readers()  # blocking receives in other threads now hand their waits over
+        return True
 
     def detach(self) -> None:
-        global _active
         if not self.attached:
             return
         self.attached = False
@@ -130,9 +134,6 @@ class LoopReader:
             self.loop.remove_reader(mb.fd)
         except (RuntimeError, ValueError, OSError):  # the loop is closed already
             pass
-        with _lock:
-            if _active is self:
-                _active = None
         for w in list(self.generic) + list(self.keyed.values()):  # only foreign waiters can be left
             if w.claim():
                 w.fut.set_result(READ_HERE)
@@ -148,7 +149,10 @@ class LoopReader:
     # -- waiters (loop thread) -------------------------------------------------
     def add(self, w: _Waiter) -> None:
         """Register ``w``: it takes the oldest queued match now, or waits for the next pass."""
-        self.attach()
+        if not self.attach():  # another loop reads the mailbox now: go through it
+            if w.claim():
+                w.fut.set_result(READ_HERE)
+            return
         try:
             found, msg = self.mailbox.poll(w.pred or _keys_pred(w.keys), [0, self.mailbox.removed])
         except ProcessExit as exc:
@@ -293,8 +297,9 @@ def _reader_for(loop: asyncio.AbstractEventLoop, mailbox: Mailbox) -> "LoopReade
     global _active
     with _lock:
         r = _active
-        if r is not None and r.mailbox is mailbox and (r.loop is loop or not r.loop.is_closed()):
-            return r
+        if r is not None and r.mailbox is mailbox:
+            if r.loop is loop or (r.attached and not r.loop.is_closed()):
+                return r
         r = _active = LoopReader(loop, mailbox, owned=False)
         return r
 
@@ -307,10 +312,10 @@ async def _wait(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], ma
         reader = _reader_for(loop, mailbox)
         if reader.loop is not loop:  # another thread's loop reads this mailbox: wait through it
             msg = await loop.run_in_executor(None, reader.wait_foreign, pred, keys, match, timeout)
-            if msg is READ_HERE:
-                continue
+        else:
+            msg = await _wait_here(reader, pred, keys, match, timeout)
+        if msg is not READ_HERE:  # else the reader changed: look again
             return msg
-        return await _wait_here(reader, pred, keys, match, timeout)
 
 
 async def _wait_here(reader: LoopReader, pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...],
@@ -318,8 +323,19 @@ async def _wait_here(reader: LoopReader, pred: Optional[Callable[[Any], bool]], 
     fut = reader.loop.create_future()
     w = _Waiter(pred, keys, fut, False)
     reader.add(w)
-    if fut.done():
-        return fut.result()
+    if fut.done():  # it was queued already: no suspension, unless that went on for too long
+        reader.ready_in_a_row += 1
+        if reader.ready_in_a_row < _YIELD_EVERY:
+            return fut.result()
+        reader.ready_in_a_row = 0
+        msg = fut.result()
+        try:
+            await asyncio.sleep(0)  # let the loop's other tasks run while a backlog is worked off
+        except asyncio.CancelledError:
+            reader.mailbox.requeue(msg)
+            raise
+        return msg
+    reader.ready_in_a_row = 0
     timer = None
     if timeout is not None:
         timer = reader.loop.call_later(timeout, _expire, fut, timeout, match)
@@ -362,11 +378,11 @@ def run_actor(coro: Any, mailbox: Mailbox) -> bool:
     exit signal ended it (the node knows the reason), False if it returned.
     Exceptions of the coroutine propagate.
     """
-    global _active
     terminated = []
     old = signal.getsignal(signal.SIGTERM)
 
     async def main() -> Any:
+        global _active
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
@@ -379,7 +395,8 @@ def run_actor(coro: Any, mailbox: Mailbox) -> bool:
         reader = LoopReader(loop, mailbox, owned=True)
         with _lock:
             _active = reader
-        reader.attach()
+        if not reader.attach():  # pragma: no cover - nothing else can take it in a new actor
+            raise RuntimeError("the actor's mailbox is already read by another event loop")
         try:
             return await coro
         finally:

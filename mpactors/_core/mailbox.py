@@ -304,6 +304,10 @@ class Mailbox:
         self.owner = owner
         os.set_blocking(fd, False)
         self.lock = threading.Lock()
+        # Threads of one process that receive at once: one polls the pipe,
+        # the others wait for ``_drained`` (the main process's threads).
+        self._polling = False
+        self._drained = threading.Condition(self.lock)
         self.queue: Deque[Any] = collections.deque()
         self._buf = b""
         self._partial: Dict[int, List[bytes]] = {}
@@ -331,13 +335,27 @@ class Mailbox:
     # -- reading -----------------------------------------------------------
     def _drain(self) -> bool:
         """Read what the pipe holds now into ``queue``; False at end of file."""
-        if self.notify is None:
-            return self._read_pipe()
         before = len(self.queue)
         alive = self._read_pipe()
         if len(self.queue) > before or not alive:
-            self.notify()
+            self._wake_readers()
         return alive
+
+    def _wake_readers(self) -> None:
+        """Messages were queued: whoever else waits for this mailbox looks again (``lock`` held)."""
+        if self.notify is not None:  # an event loop's reader
+            self.notify()
+        if self._polling:  # another thread polls the pipe for bytes this drain took
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:  # already awake
+                pass
+        self._drained.notify_all()
+
+    def wake_readers(self) -> None:
+        """Make every waiting receive look again (an event loop started or stopped reading)."""
+        with self.lock:
+            self._wake_readers()
 
     def _read_pipe(self) -> bool:
         while True:
@@ -435,29 +453,39 @@ class Mailbox:
                 found, msg = self._take(pred, cursor)
                 if found:
                     return msg
-            if deadline is None:
-                wait_ms = -1
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 and polled:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0 and polled:
                     raise Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})")
-                # poll() takes a C int of milliseconds: wait in slices of ~24 days.
-                wait_ms = max(0, int(min(remaining * 1000 + 0.999, 2**31 - 1)))
-            if poller is None:
-                poller = select.poll()
-                poller.register(self.fd, select.POLLIN)
-                poller.register(self._wake_r, select.POLLIN)
-            self.waiting = True
+                if self._polling:
+                    # Another thread of this process polls the pipe: it wakes
+                    # us when it drained (one poller, so none misses a message
+                    # another thread read).
+                    self._drained.wait(None if remaining is None else max(0.0, remaining))
+                    polled = True
+                    continue
+                self._polling = True
             try:
-                events = poller.poll(wait_ms)
+                # poll() takes a C int of milliseconds: wait in slices of ~24 days.
+                wait_ms = -1 if remaining is None else max(0, int(min(remaining * 1000 + 0.999, 2**31 - 1)))
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(self.fd, select.POLLIN)
+                    poller.register(self._wake_r, select.POLLIN)
+                self.waiting = True
+                try:
+                    events = poller.poll(wait_ms)
+                finally:
+                    self.waiting = False
+                polled = True
+                if len(events) > 1 or (events and events[0][0] == self._wake_r):
+                    _read_all(self._wake_r)
             finally:
-                self.waiting = False
-            polled = True
-            if len(events) > 1 or (events and events[0][0] == self._wake_r):
-                _read_all(self._wake_r)
-            with self.lock:
-                if not self._drain():
-                    raise ProcessExit("noconnection")
+                with self.lock:
+                    self._polling = False
+                    self._drained.notify_all()
+                    alive = self._drain()
+            if not alive:
+                raise ProcessExit("noconnection")
 
     def poll(self, pred: Callable[[Any], bool], cursor: List[int]) -> Tuple[bool, Any]:
         """One step of :meth:`receive` that never waits: ``(True, msg)`` or ``(False, None)``.
@@ -468,8 +496,8 @@ class Mailbox:
         does. The event loop's reader (``_aioloop``) is its caller.
         """
         with self.lock:
-            self._raise_exit()
             alive = self._drain()
+            self._raise_exit()
             found, msg = self._take(pred, cursor)
             if not found and not alive:
                 raise ProcessExit("noconnection")
