@@ -104,6 +104,7 @@ class LoopReader:
         self.scheduled = False
         self.passing = False
         self.ready_in_a_row = 0  # receives answered at once since the last suspension
+        self.detaching = False  # a check whether to stop reading is scheduled
 
     # -- attach / detach (loop thread) -----------------------------------------
     def attach(self) -> bool:
@@ -116,10 +117,10 @@ class LoopReader:
             self.attached = True
         mb = self.mailbox
         self.cursor = [0, mb.removed]
-        mb.notify = self._notify
         mb.reader = self._blocking_receive
-        self.loop.add_reader(mb.fd, self.run_pass)
         mb.wake_readers()  # blocking receives in other threads now hand their waits over
+        mb.notify = self._notify
+        self.loop.add_reader(mb.fd, self.run_pass)
         return True
 
     def detach(self) -> None:
@@ -143,8 +144,15 @@ class LoopReader:
     def _idle(self) -> None:
         if not self.generic and not self.keyed:
             self.mailbox.waiting = False
-            if not self.owned:
-                self.detach()
+            if not self.owned and not self.detaching:
+                # Not at once: a task that just got its message usually waits again next.
+                self.detaching = True
+                self.loop.call_soon(self._detach_if_idle)
+
+    def _detach_if_idle(self) -> None:
+        self.detaching = False
+        if not self.generic and not self.keyed:
+            self.detach()
 
     # -- waiters (loop thread) -------------------------------------------------
     def add(self, w: _Waiter) -> None:
@@ -154,7 +162,13 @@ class LoopReader:
                 w.fut.set_result(READ_HERE)
             return
         try:
-            found, msg = self.mailbox.poll(w.pred or _keys_pred(w.keys), [0, self.mailbox.removed])
+            # Only what is queued: bytes still in the pipe make it readable, and
+            # the next pass hands them out (a drain here would cost a read per
+            # receive). An empty queue needs no look (a thread that queues
+            # messages later calls notify).
+            found, msg = False, None
+            if self.mailbox.queue:
+                found, msg = self.mailbox.poll(w.pred or _keys_pred(w.keys), [0, self.mailbox.removed], drain=False)
         except ProcessExit as exc:
             if w.claim():
                 w.fut.set_exception(exc)
@@ -309,7 +323,9 @@ async def _wait(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], ma
     loop = asyncio.get_running_loop()
     mailbox = current().mailbox
     while True:
-        reader = _reader_for(loop, mailbox)
+        reader = _active
+        if reader is None or reader.loop is not loop or reader.mailbox is not mailbox:
+            reader = _reader_for(loop, mailbox)
         if reader.loop is not loop:  # another thread's loop reads this mailbox: wait through it
             msg = await loop.run_in_executor(None, reader.wait_foreign, pred, keys, match, timeout)
         else:
@@ -401,6 +417,10 @@ def run_actor(coro: Any, mailbox: Mailbox) -> bool:
             return await coro
         finally:
             reader.detach()
+            # Before the loop closes its wakeup pipe (a SIGTERM in between would
+            # write to a closed pipe): from now on SIGTERM raises as in any actor.
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, old)
 
     try:
         asyncio.run(main())

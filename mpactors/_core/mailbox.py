@@ -307,6 +307,7 @@ class Mailbox:
         # Threads of one process that receive at once: one polls the pipe,
         # the others wait for ``_drained`` (the main process's threads).
         self._polling = False
+        self._followers = 0  # threads waiting for ``_drained``
         self._drained = threading.Condition(self.lock)
         self.queue: Deque[Any] = collections.deque()
         self._buf = b""
@@ -337,7 +338,7 @@ class Mailbox:
         """Read what the pipe holds now into ``queue``; False at end of file."""
         before = len(self.queue)
         alive = self._read_pipe()
-        if len(self.queue) > before or not alive:
+        if len(self.queue) > before or not alive or self._exit is not None:
             self._wake_readers()
         return alive
 
@@ -350,7 +351,8 @@ class Mailbox:
                 os.write(self._wake_w, b"!")
             except OSError:  # already awake
                 pass
-        self._drained.notify_all()
+        if self._followers:
+            self._drained.notify_all()
 
     def wake_readers(self) -> None:
         """Make every waiting receive look again (an event loop started or stopped reading)."""
@@ -460,7 +462,11 @@ class Mailbox:
                     # Another thread of this process polls the pipe: it wakes
                     # us when it drained (one poller, so none misses a message
                     # another thread read).
-                    self._drained.wait(None if remaining is None else max(0.0, remaining))
+                    self._followers += 1
+                    try:
+                        self._drained.wait(None if remaining is None else max(0.0, remaining))
+                    finally:
+                        self._followers -= 1
                     polled = True
                     continue
                 self._polling = True
@@ -482,21 +488,23 @@ class Mailbox:
             finally:
                 with self.lock:
                     self._polling = False
-                    self._drained.notify_all()
+                    if self._followers:
+                        self._drained.notify_all()
                     alive = self._drain()
             if not alive:
                 raise ProcessExit("noconnection")
 
-    def poll(self, pred: Callable[[Any], bool], cursor: List[int]) -> Tuple[bool, Any]:
+    def poll(self, pred: Callable[[Any], bool], cursor: List[int], drain: bool = True) -> Tuple[bool, Any]:
         """One step of :meth:`receive` that never waits: ``(True, msg)`` or ``(False, None)``.
 
         Drains the pipe, then takes the oldest message ``pred`` accepts at or
         after ``cursor`` (``[index, removed]``, updated in place: start with
         ``[0, mailbox.removed]``). Raises :class:`ProcessExit` as ``receive``
-        does. The event loop's reader (``_aioloop``) is its caller.
+        does. With ``drain=False`` it looks only at what is queued already.
+        The event loop's reader (``_aioloop``) is its caller.
         """
         with self.lock:
-            alive = self._drain()
+            alive = self._drain() if drain else True
             self._raise_exit()
             found, msg = self._take(pred, cursor)
             if not found and not alive:

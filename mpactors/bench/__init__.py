@@ -15,6 +15,8 @@ spawn 100 / 1,000      bare multiprocessing.Process, same start method  <= 1.5x 
 idle actor USS         a bare idle child                                <= 2.0x
 ring 100 x 1,000       100 bare children linked by Queues               (none)
 16-node mesh           (seconds until every node sees the 15 others)    (none)
+aio round trip         the blocking round trip, same run                <= 1.3x
+aio.call (main loop)   blocking genserver.call from the main process    (none)
 =====================  ===============================================  ============================
 
 Each figure is the median of several repetitions, and each repetition runs the
@@ -36,6 +38,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import _aio as aio_bench
 from . import _local as local
 from . import _remote as remote
 from ._peers import CODE as PEER_CODE
@@ -46,7 +49,7 @@ from ._util import WAIT, BenchError, Row, Sub, median, raise_fd_limit
 __all__ = ["main", "run", "table", "machine", "Settings", "GROUPS", "GROUP_ROWS"]
 
 #: Benchmark groups, in the order they run (``--only`` picks some).
-GROUPS = ("local_rt", "local_tput", "remote", "spawn", "uss", "ring", "mesh")
+GROUPS = ("local_rt", "local_tput", "remote", "spawn", "uss", "ring", "mesh", "aio")
 
 _KIB = 1024
 _SIZES = (("small", 0), ("1k", _KIB), ("64k", 64 * _KIB))
@@ -248,9 +251,26 @@ def _mesh(s: Settings) -> List[Row]:
     return [row]
 
 
+def _aio_rows(s: Settings) -> List[Row]:
+    rt = Row("aio_rt", "aio round trip, async actor <-> async actor (small)", "us", "lower",
+             baseline_name="blocking actors (send/receive)", target_ratio=1.3, params={"rounds": s.rt_rounds})
+    calls = Row("aio_call", "aio.call from the main process's event loop, 10 concurrent", "us", "lower",
+                baseline_name="blocking genserver.call", params={"calls": s.rt_rounds, "concurrency": 10})
+    args = (s.rt_rounds, s.rt_warmup)
+
+    def step() -> None:
+        rt.baseline_samples.append(aio_bench.rt_blocking(*args) * 1e6)
+        rt.samples.append(aio_bench.rt_aio(*args) * 1e6)
+        calls.baseline_samples.append(aio_bench.call_blocking(*args) * 1e6)
+        calls.samples.append(aio_bench.call_aio(*args, 10) * 1e6)
+
+    _repeat([rt, calls], s.reps, [step])
+    return [rt, calls]
+
+
 _GROUP_FNS: Dict[str, Callable[[Settings], List[Row]]] = {
     "local_rt": _local_rt, "local_tput": _local_tput, "remote": _remote, "spawn": _spawn,
-    "uss": _uss, "ring": _ring, "mesh": _mesh,
+    "uss": _uss, "ring": _ring, "mesh": _mesh, "aio": _aio_rows,
 }
 #: The row ids each group gives, in order (the smoke test checks them all).
 GROUP_ROWS: Dict[str, List[str]] = {
@@ -258,6 +278,7 @@ GROUP_ROWS: Dict[str, List[str]] = {
     "local_tput": [f"local_tput_{k}" for k, _ in _SIZES],
     "remote": ["remote_rt"] + [f"remote_tput_{k}" for k, _ in _SIZES],
     "spawn": ["spawn_100", "spawn_1000"], "uss": ["idle_uss"], "ring": ["ring"], "mesh": ["mesh_16"],
+    "aio": ["aio_rt", "aio_call"],
 }
 
 
