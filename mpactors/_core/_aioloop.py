@@ -128,14 +128,17 @@ class LoopReader:
             return
         self.attached = False
         mb = self.mailbox
-        mb.notify = None
-        mb.reader = None
-        mb.waiting = False
+        if mb.reader == self._blocking_receive:  # not yet taken over by another loop's reader
+            mb.notify = None
+            mb.reader = None
+            mb.waiting = False
         try:
             self.loop.remove_reader(mb.fd)
         except (RuntimeError, ValueError, OSError):  # the loop is closed already
             pass
-        for w in list(self.generic) + list(self.keyed.values()):  # only foreign waiters can be left
+        # Waiters left: foreign ones (the loop is ending) or all (another loop took over):
+        # READ_HERE sends each back to look for the mailbox's reader again.
+        for w in dict.fromkeys([*self.generic, *self.keyed.values()]):  # a keyed waiter is there twice
             if w.claim():
                 w.fut.set_result(READ_HERE)
         self.generic.clear()
@@ -226,6 +229,9 @@ class LoopReader:
         self.scheduled = False
         if not self.attached:
             return
+        if _active is not self:  # this loop stopped running for a while and another one took over
+            self.detach()
+            return
         self.passing = True
         try:
             while self.generic or self.keyed:
@@ -263,6 +269,8 @@ class LoopReader:
         """``Mailbox.reader``: a blocking receive while this loop reads the mailbox."""
         if timeout == 0:
             return READ_HERE  # a look never waits: any thread may take it under the mailbox lock
+        if not self.loop.is_running():
+            return READ_HERE  # nobody to hand the wait to: read directly (the wake-ups keep both right)
         if threading.get_ident() == self.thread:
             if self.owned:
                 raise WouldBlock(
@@ -289,7 +297,7 @@ class LoopReader:
                 return cfut.result(max(0.0, left))
             except concurrent.futures.TimeoutError:
                 pass
-            gone = self.loop.is_closed()
+            gone = not self.loop.is_running()
             if gone or (deadline is not None and time.monotonic() >= deadline):
                 if cfut.cancel():  # the loop drops a cancelled waiter when it next looks
                     if gone:
@@ -312,7 +320,7 @@ def _reader_for(loop: asyncio.AbstractEventLoop, mailbox: Mailbox) -> "LoopReade
     with _lock:
         r = _active
         if r is not None and r.mailbox is mailbox:
-            if r.loop is loop or (r.attached and not r.loop.is_closed()):
+            if r.loop is loop or (r.attached and r.loop.is_running()):
                 return r
         r = _active = LoopReader(loop, mailbox, owned=False)
         return r
