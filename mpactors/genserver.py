@@ -360,7 +360,8 @@ async def _aloop(cls: type, args: tuple, kwargs: dict, name: Optional[str], star
     except BaseException as exc:
         await _settle(_terminate_on(server, exc))
         raise
-    await _settle(server.terminate(server._stop_reason))
+    terminate: Any = server.terminate  # async def in a subclass: its result is awaited
+    await _settle(terminate(server._stop_reason))
     _stopped(server)
 
 
