@@ -147,6 +147,18 @@ async def ticking(parent: Pid, count: int) -> None:
     aio.send(parent, ("max_between_ticks", max(gaps[0], handled - last[0])))
 
 
+async def idle_with_mail(parent: Pid, seconds: float) -> None:
+    """Sleeps (no receive pending) while a message waits, and reports the CPU time that took."""
+    import time
+
+    aio.send(parent, ("ready", mpactors.self()))
+    cpu = time.process_time()
+    await asyncio.sleep(seconds)  # meanwhile the parent sends "waiting": it stays in the pipe
+    used = time.process_time() - cpu
+    got = await aio.receive(timeout=LONG_TIMEOUT)
+    aio.send(parent, ("cpu", used, got))
+
+
 def started_then_wait(parent: Pid) -> None:
     mpactors.send(parent, ("ready", mpactors.self()))
     mpactors.receive("never sent")
@@ -298,6 +310,16 @@ def test_the_loop_stays_responsive_while_10000_messages_arrive(node: mpactors.No
     # The ticker runs every loop iteration; the reader yields at least every
     # 32 queued messages, so it never waits for more than a few dozen.
     assert most <= 64, f"{most} messages were handled between two ticks"
+
+
+def test_an_unread_message_does_not_make_the_loop_spin(node: mpactors.Node) -> None:
+    pid = mpactors.spawn(idle_with_mail, mpactors.self(), 1.0)
+    assert mpactors.receive(("ready", pid), timeout=LONG_TIMEOUT)
+    mpactors.send(pid, "waiting")
+    _, used, got = mpactors.receive(("cpu", float, str), timeout=LONG_TIMEOUT)
+    assert got == "waiting"
+    # A loop woken again and again by the readable pipe would burn this second's CPU.
+    assert used < 0.05, f"the idle loop used {used:.3f}s of CPU in 1s"
 
 
 # -- the node's main process ----------------------------------------------------
@@ -470,6 +492,10 @@ def test_bad_arguments_raise_clear_errors(node: mpactors.Node) -> None:
             await aio.call("nobody_has_this_name", "x")
         with pytest.raises(BadArg):
             aio.send("nobody_has_this_name", "x")
+        aio.send(mpactors.self(), "kept")
+        with pytest.raises(ZeroDivisionError):  # a failing predicate raises in its receive
+            await aio.receive(lambda m: 1 / 0, timeout=LONG_TIMEOUT)
+        assert await aio.receive("kept", timeout=LONG_TIMEOUT) == "kept"
         # and the mailbox still works afterwards
         aio.send(mpactors.self(), "still fine")
         assert await aio.receive(timeout=LONG_TIMEOUT) == "still fine"

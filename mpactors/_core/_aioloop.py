@@ -172,7 +172,7 @@ class LoopReader:
             found, msg = False, None
             if self.mailbox.queue:
                 found, msg = self.mailbox.poll(w.pred or _keys_pred(w.keys), [0, self.mailbox.removed], drain=False)
-        except ProcessExit as exc:
+        except Exception as exc:  # noqa: BLE001 - an exit signal (ProcessExit) or the predicate failed
             if w.claim():
                 w.fut.set_exception(exc)
             self._idle()
@@ -209,7 +209,14 @@ class LoopReader:
         for w in self.generic:
             if k is not None and w.seq > k.seq:
                 break
-            if w.pred(msg):  # type: ignore[misc]
+            try:
+                matched = w.pred(msg)  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - a user's predicate failed: that receive raises it
+                self.generic.remove(w)
+                if w.claim():
+                    w.fut.set_exception(exc)
+                return self._offer(msg)
+            if matched:
                 self.generic.remove(w)
                 if w.claim():
                     w.fut.set_result(msg)
@@ -234,6 +241,12 @@ class LoopReader:
             return
         self.passing = True
         try:
+            if not self.generic and not self.keyed:
+                # Nobody waits: still empty the pipe (a readable fd would wake
+                # the loop again and again); the messages wait in the queue.
+                if not self.mailbox.pull() and self.owned:
+                    self.detach()
+                return
             while self.generic or self.keyed:
                 found, _ = self.mailbox.poll(self._offer, self.cursor)
                 if not found:

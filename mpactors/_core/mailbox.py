@@ -511,6 +511,11 @@ class Mailbox:
                 raise ProcessExit("noconnection")
             return found, msg
 
+    def pull(self) -> bool:
+        """Move what the pipe holds into the queue (an exit stays pending); False at end of file."""
+        with self.lock:
+            return self._drain()
+
     def _raise_exit(self) -> None:
         if self._exit is not None:
             exc, self._exit = self._exit, None
