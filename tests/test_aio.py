@@ -13,10 +13,11 @@ import concurrent.futures
 from typing import Any, Iterator, List
 
 import pytest
+from nodes import cluster, cookie, local_node, run_node  # noqa: F401 - fixtures
 from support import LONG_TIMEOUT, SHORT_TIMEOUT
 
 import mpactors
-from mpactors import BadArg, Down, ExitSignal, GenServer, Pid, RemoteError, Timeout, aio, genserver
+from mpactors import BadArg, Down, ExitSignal, GenServer, NodeError, Pid, RemoteError, Timeout, aio, genserver
 from mpactors.errors import ProcessExit, WouldBlock
 from mpactors.genserver import NOREPLY
 from mpactors.messages import AliasReply
@@ -525,3 +526,33 @@ def test_async_genserver_runs_callbacks_one_at_a_time_in_message_order(node: mpa
     assert run(main()) == [("done", ("c", i)) for i in range(5)]
     genserver.stop(server)
     assert mpactors.receive(("terminated", "normal"), timeout=LONG_TIMEOUT)
+
+
+# -- across nodes ------------------------------------------------------------------
+@pytest.mark.usefixtures("cluster")
+def test_aio_calls_rpc_and_async_actors_work_across_nodes() -> None:
+    with run_node() as b, local_node():
+        assert mpactors.ping(b.name) == "pong"
+        me = mpactors.self()
+        server = Deferring.start(node=b.name)
+        remote_echo = mpactors.spawn(echo, me, node=b.name)  # an async actor on the other node
+        assert mpactors.receive(("ready", remote_echo), timeout=LONG_TIMEOUT)
+
+        async def main() -> None:
+            calls = [asyncio.ensure_future(aio.call(server, i, timeout=LONG_TIMEOUT)) for i in range(20)]
+            while await aio.call(server, "held") < 20:
+                await asyncio.sleep(0.01)
+            assert await aio.call(server, "release") == 20
+            assert await asyncio.gather(*calls) == [("answer", i) for i in range(20)]
+            assert await aio.rpc_call(b.name, "operator:mul", 6, 7, timeout=LONG_TIMEOUT) == 42
+            aio.send(remote_echo, (me, "over there"))
+            assert await aio.receive(("echo", str), timeout=LONG_TIMEOUT) == ("echo", "over there")
+            pending = asyncio.ensure_future(aio.call(server, "held forever", timeout=None))
+            while await aio.call(server, "held") < 1:
+                await asyncio.sleep(0.01)
+            b.kill()
+            with pytest.raises(NodeError):
+                await pending  # the node's loss ends the call, not a timeout
+
+        run(main())
+        assert [m for m in mpactors.flush() if type(m) in (AliasReply, Down)] == []  # nothing late
