@@ -343,7 +343,12 @@ async def _wait(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], ma
                 timeout: Optional[float]) -> Any:
     loop = asyncio.get_running_loop()
     mailbox = current().mailbox
+    deadline = None if timeout is None else time.monotonic() + timeout
+    again = False
     while True:
+        if again and deadline is not None:  # after a change of reader: what is left of the timeout
+            timeout = max(0.0, deadline - time.monotonic())
+        again = True
         reader = _active
         if reader is None or reader.loop is not loop or reader.mailbox is not mailbox:
             reader = _reader_for(loop, mailbox)
