@@ -295,8 +295,12 @@ class Mailbox:
 
     Messages read from the pipe are decoded into ``queue`` in arrival order;
     ``receive`` takes the oldest that matches and leaves the rest in order.
-    ``lock`` serialises the owner's main thread and its control thread (which
-    drains the pipe to report ``message_queue_len``).
+    ``lock`` serialises everyone who reads: the owner's threads, its control
+    thread (which drains the pipe to report ``message_queue_len``) and an
+    event loop's reader (``_aioloop``, through ``poll``/``pull``). Whoever
+    drains the pipe and queues messages wakes the others
+    (``_wake_readers``): the one thread that polls the pipe, the threads
+    waiting for it (``_drained``), and the event loop (``notify``).
     """
 
     def __init__(self, fd: int, owner: str = "") -> None:
