@@ -14,7 +14,7 @@ from typing import Any, Iterator, List
 
 import pytest
 from nodes import cluster, cookie, local_node, run_node  # noqa: F401 - fixtures
-from support import LONG_TIMEOUT, SHORT_TIMEOUT
+from support import LONG_TIMEOUT, SHORT_TIMEOUT, wait_until
 
 import mpactors
 from mpactors import BadArg, Down, ExitSignal, GenServer, NodeError, Pid, RemoteError, Timeout, aio, genserver
@@ -276,6 +276,7 @@ def test_two_tasks_of_one_actor_each_get_their_own_messages(node: mpactors.Node)
 def test_an_exit_signal_cancels_the_main_task_and_runs_finally(node: mpactors.Node) -> None:
     pid, ref = mpactors.spawn_monitor(with_finally, mpactors.self())
     assert mpactors.receive(("ready", pid), timeout=LONG_TIMEOUT)
+    wait_until(lambda: mpactors.process_info(pid)["status"] == "waiting", what="the actor to await its receive")
     mpactors.exit(pid, "shutdown")
     assert mpactors.receive("aexit ran", timeout=LONG_TIMEOUT) == "aexit ran"
     assert mpactors.receive("finally ran", timeout=LONG_TIMEOUT) == "finally ran"
