@@ -30,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Optional, Union
 
 from . import genserver, primitives, rpc
 from ._core import _aioloop
@@ -43,8 +43,8 @@ __all__ = ["receive", "send", "call", "rpc_call"]
 send = primitives.send
 
 
-async def receive(match: Any = None, timeout: Optional[float] = None) -> Any:
-    """Await the oldest message in the mailbox that matches ``match``.
+def receive(match: Any = None, timeout: Optional[float] = None) -> Awaitable[Any]:
+    """Await the oldest message in the mailbox that matches ``match``: ``msg = await aio.receive(...)``.
 
     The same selective receive as :func:`mpactors.receive`: messages that
     do not match stay in the mailbox, in order. Concurrent receives in one
@@ -58,8 +58,9 @@ async def receive(match: Any = None, timeout: Optional[float] = None) -> Any:
 
     Raises:
         Timeout: no matching message arrived within ``timeout``.
+        BadArg: ``timeout`` is not a non-negative number (raised at once, before awaiting).
     """
-    return await _aioloop.receive(match, timeout)
+    return _aioloop.receive(match, timeout)
 
 
 async def call(server: Any, request: Any, timeout: Optional[float] = 5.0) -> Any:

@@ -41,7 +41,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ProcessExit, Timeout, WouldBlock
 from ..messages import AliasReply, Down
@@ -339,8 +339,20 @@ def _reader_for(loop: asyncio.AbstractEventLoop, mailbox: Mailbox) -> "LoopReade
         return r
 
 
-async def _wait(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], match: Any,
-                timeout: Optional[float]) -> Any:
+def _wait(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], match: Any,
+          timeout: Optional[float]) -> Awaitable[Any]:
+    """The awaitable of a receive: straight to this thread's reader when it has one (one coroutine frame)."""
+    reader = _active
+    if (reader is not None and reader.thread == threading.get_ident() and reader.loop.is_running()
+            and reader.mailbox is current().mailbox):
+        # One running loop per thread: this is it (asyncio.get_running_loop costs a getpid).
+        return _wait_here(reader, pred, keys, match, timeout)
+    return _wait_any(pred, keys, match, timeout)
+
+
+async def _wait_any(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], match: Any,
+                    timeout: Optional[float]) -> Any:
+    """A receive that first finds (or makes) the mailbox's reader, and looks again if it changes."""
     loop = asyncio.get_running_loop()
     mailbox = current().mailbox
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -349,28 +361,29 @@ async def _wait(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...], ma
         if again and deadline is not None:  # after a change of reader: what is left of the timeout
             timeout = max(0.0, deadline - time.monotonic())
         again = True
-        reader = _active
-        if reader is None or reader.loop is not loop or reader.mailbox is not mailbox:
-            reader = _reader_for(loop, mailbox)
+        reader = _reader_for(loop, mailbox)
         if reader.loop is not loop:  # another thread's loop reads this mailbox: wait through it
             msg = await loop.run_in_executor(None, reader.wait_foreign, pred, keys, match, timeout)
         else:
-            msg = await _wait_here(reader, pred, keys, match, timeout)
+            msg = await _wait_here(reader, pred, keys, match, timeout, retry=False)
         if msg is not READ_HERE:  # else the reader changed: look again
             return msg
 
 
 async def _wait_here(reader: LoopReader, pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...],
-                     match: Any, timeout: Optional[float]) -> Any:
+                     match: Any, timeout: Optional[float], retry: bool = True) -> Any:
+    """Wait in ``reader``'s loop (the running one); READ_HERE if the reader went away, unless ``retry``."""
     fut = reader.loop.create_future()
     w = _Waiter(pred, keys, fut, False)
     reader.add(w)
     if fut.done():  # it was queued already: no suspension, unless that went on for too long
+        msg = fut.result()
+        if msg is READ_HERE and retry:
+            return await _wait_any(pred, keys, match, timeout)
         reader.ready_in_a_row += 1
         if reader.ready_in_a_row < _YIELD_EVERY:
-            return fut.result()
+            return msg
         reader.ready_in_a_row = 0
-        msg = fut.result()
         try:
             await asyncio.sleep(0)  # let the loop's other tasks run while a backlog is worked off
         except asyncio.CancelledError:
@@ -382,7 +395,7 @@ async def _wait_here(reader: LoopReader, pred: Optional[Callable[[Any], bool]], 
     if timeout is not None:
         timer = reader.loop.call_later(timeout, _expire, fut, timeout, match)
     try:
-        return await fut
+        msg = await fut
     except asyncio.CancelledError:
         if fut.done() and not fut.cancelled() and fut.exception() is None:
             reader.mailbox.requeue(fut.result())  # delivered, but the task was cancelled first
@@ -392,6 +405,9 @@ async def _wait_here(reader: LoopReader, pred: Optional[Callable[[Any], bool]], 
             timer.cancel()
         if not fut.done() or fut.cancelled() or fut.exception() is not None:
             reader.remove(w)
+    if msg is READ_HERE and retry:  # the reader went away meanwhile (another loop took over)
+        return await _wait_any(pred, keys, match, timeout)
+    return msg
 
 
 def _expire(fut: "asyncio.Future[Any]", timeout: Optional[float], match: Any) -> None:
@@ -399,16 +415,16 @@ def _expire(fut: "asyncio.Future[Any]", timeout: Optional[float], match: Any) ->
         fut.set_exception(Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})"))
 
 
-async def receive(match: Any = None, timeout: Optional[float] = None) -> Any:
-    """``await`` the oldest message matching ``match`` (see ``mpactors.receive``)."""
+def receive(match: Any = None, timeout: Optional[float] = None) -> Awaitable[Any]:
+    """An awaitable of the oldest message matching ``match`` (see ``mpactors.receive``)."""
     check_timeout(timeout)
-    return await _wait(compile_pattern(match), (), match, timeout)
+    return _wait(compile_pattern(match), (), match, timeout)
 
 
-async def receive_keyed(keys: Tuple[Any, ...], timeout: Optional[float]) -> Any:
-    """``await`` the first ``AliasReply`` or ``Down`` whose ``ref`` is in ``keys`` (found by dict, not by scan)."""
+def receive_keyed(keys: Tuple[Any, ...], timeout: Optional[float]) -> Awaitable[Any]:
+    """An awaitable of the first ``AliasReply`` or ``Down`` whose ``ref`` is in ``keys`` (a dict lookup, not a scan)."""
     check_timeout(timeout)
-    return await _wait(None, keys, keys, timeout)
+    return _wait(None, keys, keys, timeout)
 
 
 def run_actor(coro: Any, mailbox: Mailbox) -> bool:
@@ -444,9 +460,10 @@ def run_actor(coro: Any, mailbox: Mailbox) -> bool:
         finally:
             reader.detach()
             # Before the loop closes its wakeup pipe (a SIGTERM in between would
-            # write to a closed pipe): from now on SIGTERM raises as in any actor.
+            # write to a closed pipe), and without raising inside asyncio.run's
+            # clean-up: a SIGTERM from now on is only noted.
             loop.remove_signal_handler(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, old)
+            signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(True))
 
     try:
         asyncio.run(main())
