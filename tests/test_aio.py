@@ -455,6 +455,22 @@ def test_a_blocking_receive_in_a_thread_hands_its_wait_to_the_loop(node: mpactor
     assert run(main()) == [("loop", 2), ("thread", 1)]
 
 
+def test_a_receive_cancelled_by_wait_for_loses_no_message(node: mpactors.Node) -> None:
+    me = mpactors.self()
+
+    async def main() -> Any:
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(aio.receive("later"), 0.05)
+        gathered = asyncio.gather(aio.receive(("n", 1)), aio.receive(("n", 2)))
+        aio.send(me, ("n", 2))
+        aio.send(me, "later")
+        aio.send(me, ("n", 1))
+        assert await asyncio.wait_for(gathered, LONG_TIMEOUT) == [("n", 1), ("n", 2)]
+        return await aio.receive(timeout=LONG_TIMEOUT)
+
+    assert run(main()) == "later"  # the cancelled receive did not take it
+
+
 def test_an_exit_signal_to_the_main_process_raises_in_aio_receive(node: mpactors.Node) -> None:
     me = mpactors.self()
 
