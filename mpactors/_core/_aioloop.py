@@ -10,6 +10,8 @@ with a predicate that offers each message to the waiting receives::
                                  offer(msg): the oldest-registered waiter that
                                              matches gets it (keyed waiters - a
                                              call's alias and monitor - by dict)
+                                 then resumes the tasks it served (_Wake), in
+                                 the same loop iteration
 
 Who reads the mailbox (one consumer at a time):
 
@@ -18,7 +20,8 @@ Who reads the mailbox (one consumer at a time):
   loop the message may depend on: it raises :class:`WouldBlock` (a
   ``timeout=0`` look is allowed, it never waits);
 * the **node's main process** (a web app's loop): the loop reads the mailbox
-  while at least one ``await`` is pending, and lets go when none is. A
+  while at least one ``await`` is pending, and lets go when none is (at the
+  next iteration; a loop that stopped running is replaced by the next one). A
   blocking ``receive`` in the loop's own thread reads the pipe itself (the
   loop is stopped meanwhile, so the two never overlap; it blocks the loop as
   any blocking call does);
