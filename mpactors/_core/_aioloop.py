@@ -10,7 +10,7 @@ with a predicate that offers each message to the waiting receives::
                                  offer(msg): the oldest-registered waiter that
                                              matches gets it (keyed waiters - a
                                              call's alias and monitor - by dict)
-                                 then resumes the tasks it served (_Wake), in
+                                 then resumes the tasks it served (Wake), in
                                  the same loop iteration
 
 Who reads the mailbox (one consumer at a time):
@@ -50,6 +50,7 @@ from ..errors import ProcessExit, Timeout, WouldBlock
 from ..messages import AliasReply, Down
 from ..pattern import compile_pattern
 from ._context import check_timeout, current
+from ._wake import Wake
 from .mailbox import READ_HERE, Mailbox
 
 __all__ = ["LoopReader", "receive", "receive_keyed", "run_actor"]
@@ -92,106 +93,6 @@ class _Waiter:
         return not self.fut.done()
 
 
-_PENDING, _DONE, _CANCELLED = 0, 1, 2
-
-
-class _Wake:
-    """The future of one waiting receive in its own loop, which the reader can resume at once.
-
-    An ``asyncio.Future`` resumes its task one loop iteration after it is
-    resolved (its callbacks go through ``call_soon``); the reader's pass
-    resolves waiters and then calls :meth:`wake_now`, so the task continues
-    within the same iteration (one ``epoll_wait`` per message, not two).
-    Everything else behaves as a Future to the Task awaiting it (cancel,
-    result, callbacks), which is all a Task asks of what it awaits.
-    """
-
-    __slots__ = ("_loop", "_callbacks", "_state", "_result", "_exc", "_asyncio_future_blocking")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._callbacks: List[Tuple[Callable[[Any], None], Any]] = []
-        self._state = _PENDING
-        self._result: Any = None
-        self._exc: Optional[BaseException] = None
-        self._asyncio_future_blocking = False
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    def done(self) -> bool:
-        return self._state != _PENDING
-
-    def cancelled(self) -> bool:
-        return self._state == _CANCELLED
-
-    def result(self) -> Any:
-        if self._state == _CANCELLED:
-            raise asyncio.CancelledError()
-        if self._state == _PENDING:
-            raise asyncio.InvalidStateError("the receive is still waiting")
-        if self._exc is not None:
-            raise self._exc
-        return self._result
-
-    def exception(self) -> Optional[BaseException]:
-        if self._state == _CANCELLED:
-            raise asyncio.CancelledError()
-        return self._exc
-
-    def add_done_callback(self, fn: Callable[[Any], None], *, context: Any = None) -> None:
-        if self._state == _PENDING:
-            self._callbacks.append((fn, context))
-        else:
-            self._loop.call_soon(fn, self, context=context)
-
-    def remove_done_callback(self, fn: Callable[[Any], None]) -> int:
-        before = len(self._callbacks)
-        self._callbacks = [(f, c) for f, c in self._callbacks if f != fn]
-        return before - len(self._callbacks)
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self._state != _PENDING:
-            return False
-        self._state = _CANCELLED
-        self._schedule()
-        return True
-
-    def set_result(self, value: Any, woken: Optional[List["_Wake"]] = None) -> None:
-        """Resolve; with ``woken``, the caller resumes the task later by :meth:`wake_now`."""
-        self._result, self._state = value, _DONE
-        if woken is None:
-            self._schedule()
-        else:
-            woken.append(self)
-
-    def set_exception(self, exc: BaseException) -> None:
-        self._exc, self._state = exc, _DONE
-        self._schedule()
-
-    def _schedule(self) -> None:
-        callbacks, self._callbacks = self._callbacks, []
-        for fn, context in callbacks:
-            self._loop.call_soon(fn, self, context=context)
-
-    def wake_now(self) -> None:
-        """Run the callbacks (the awaiting Task's wake-up) here, from a loop callback, not from a task."""
-        callbacks, self._callbacks = self._callbacks, []
-        for fn, context in callbacks:
-            if context is None:
-                fn(self)
-            else:
-                context.run(fn, self)
-
-    def __await__(self) -> Any:
-        if self._state == _PENDING:
-            self._asyncio_future_blocking = True
-            yield self
-        return self.result()
-
-    __iter__ = __await__
-
-
 class LoopReader:
     """Reads one mailbox from one event loop and hands messages to its waiting receives."""
 
@@ -208,7 +109,7 @@ class LoopReader:
         self.passing = False
         self.ready_in_a_row = 0  # receives answered at once since the last suspension
         self.detaching = False  # a check whether to stop reading is scheduled
-        self.woken: List[_Wake] = []  # resolved during this pass, resumed at its end
+        self.woken: List[Wake] = []  # resolved during this pass, resumed at its end
 
     # -- attach / detach (loop thread) -----------------------------------------
     def attach(self) -> bool:
@@ -486,7 +387,7 @@ async def _wait_any(pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...]
 async def _wait_here(reader: LoopReader, pred: Optional[Callable[[Any], bool]], keys: Tuple[Any, ...],
                      match: Any, timeout: Optional[float], retry: bool = True) -> Any:
     """Wait in ``reader``'s loop (the running one); READ_HERE if the reader went away, unless ``retry``."""
-    fut = _Wake(reader.loop)
+    fut = Wake(reader.loop)
     w = _Waiter(pred, keys, fut, False)
     reader.add(w)
     if fut.done():  # it was queued already: no suspension, unless that went on for too long
@@ -523,7 +424,7 @@ async def _wait_here(reader: LoopReader, pred: Optional[Callable[[Any], bool]], 
     return msg
 
 
-def _expire(fut: _Wake, timeout: Optional[float], match: Any) -> None:
+def _expire(fut: Wake, timeout: Optional[float], match: Any) -> None:
     if not fut.done():
         fut.set_exception(Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})"))
 
