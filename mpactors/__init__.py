@@ -91,3 +91,12 @@ from . import rpc as rpc  # noqa: E402 - needs the names above
 from . import introspect as introspect  # noqa: E402
 from . import global_registry as global_registry  # noqa: E402
 from . import pg as pg  # noqa: E402
+
+
+def __getattr__(name: str) -> object:
+    """``mpactors.aio`` on first use: asyncio is imported only by programs that use it."""
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module 'mpactors' has no attribute {name!r}")

@@ -17,6 +17,7 @@ __all__ = [
     "ProcessExit",
     "NoProc",
     "AlreadyStarted",
+    "WouldBlock",
 ]
 
 
@@ -136,3 +137,16 @@ class AlreadyStarted(MpactorsError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.args[0], self.pid))
+
+
+class WouldBlock(MpactorsError):
+    """A blocking wait was called where it would stop an event loop (``mpactors.aio``).
+
+    Raised by blocking ``receive`` (and so ``GenServer.call``, ``rpc.call``)
+    with a timeout other than 0 in the thread of an async actor's running
+    event loop: waiting there stops every task of the actor, including the
+    one that might produce the awaited message. Use ``await
+    mpactors.aio.receive(...)`` / ``aio.call``, or run blocking code with
+    ``await asyncio.to_thread(...)``. It is *not* raised in the node's main
+    process, where a blocking call in a web app's loop only stalls that loop.
+    """

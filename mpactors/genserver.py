@@ -46,6 +46,7 @@ message                            sent by
 """
 from __future__ import annotations
 
+import inspect
 import time
 import traceback
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
@@ -244,24 +245,46 @@ def _register_name(name: Any) -> Optional[Pid]:
     return None
 
 
-def _loop(cls: type, args: tuple, kwargs: dict, name: Optional[str], starter: Pid, ref: Ref, linked: bool) -> None:
-    """The server actor's body."""
+def _loop(cls: type, args: tuple, kwargs: dict, name: Optional[str], starter: Pid, ref: Ref, linked: bool) -> Any:
+    """The server actor's body (a coroutine for a server with ``async def`` callbacks)."""
+    if _is_async(cls):
+        return _aloop(cls, args, kwargs, name, starter, ref, linked)
     server: GenServer = cls()
     register_server(server, hidden=("_stop_reason", "_parent"))  # for introspect.get_state
+    try:
+        result = _create(server, args, kwargs, name, starter, ref, linked)
+    except BaseException as exc:  # noqa: BLE001 - reported to the starter
+        _ack(starter, ref, exc)
+        raise
+    if result is _TAKEN:
+        return None
+    _ack(starter, ref, None)
+    _serve(server, result)
+    return None
+
+
+_TAKEN: Any = object()  # _create: the name is held by another process (already told the starter)
+
+
+def _create(server: GenServer, args: tuple, kwargs: dict, name: Optional[str], starter: Pid, ref: Ref,
+            linked: bool) -> Any:
+    """Register the name and run ``init`` (its result, maybe awaitable); ``_TAKEN`` if the name is held."""
     if linked:
         server._parent = starter
-    try:
-        holder = _register_name(name) if name is not None else None
-        if holder is not None:
-            # Erlang's {error, {already_started, Pid}}: this process ends normally.
-            primitives.send(starter, AliasReply(ref, ("taken", holder)))
-            return
-        result = server.init(*args, **kwargs)
-    except BaseException as exc:  # noqa: BLE001 - reported to the starter
+    holder = _register_name(name) if name is not None else None
+    if holder is not None:
+        # Erlang's {error, {already_started, Pid}}: this process ends normally.
+        primitives.send(starter, AliasReply(ref, ("taken", holder)))
+        return _TAKEN
+    return server.init(*args, **kwargs)
+
+
+def _ack(starter: Pid, ref: Ref, exc: Optional[BaseException]) -> None:
+    """Tell the starter that ``init`` returned, or raised ``exc``."""
+    if exc is None:
+        primitives.send(starter, AliasReply(ref, ("ok", None)))
+    else:
         primitives.send(starter, AliasReply(ref, ("error", (type(exc).__name__, str(exc), traceback.format_exc()))))
-        raise
-    primitives.send(starter, AliasReply(ref, ("ok", None)))
-    _serve(server, result)
 
 
 def _serve(server: GenServer, result: Any) -> None:
@@ -276,12 +299,22 @@ def _serve(server: GenServer, result: Any) -> None:
                 continue
             idle = _continue(server, _dispatch(server, msg))
     except BaseException as exc:
-        if isinstance(exc, ProcessExit):
-            server.terminate(exc.reason)
-        elif isinstance(exc, Exception):
-            server.terminate(Crash(type(exc).__name__, str(exc), traceback.format_exc()))
+        _terminate_on(server, exc)
         raise
     server.terminate(server._stop_reason)
+    _stopped(server)
+
+
+def _terminate_on(server: GenServer, exc: BaseException) -> Any:
+    """Run ``terminate`` for a server ended by ``exc`` (not for SIGTERM or cancellation); its result."""
+    if isinstance(exc, ProcessExit):
+        return server.terminate(exc.reason)
+    if isinstance(exc, Exception):
+        return server.terminate(Crash(type(exc).__name__, str(exc), traceback.format_exc()))
+    return None
+
+
+def _stopped(server: GenServer) -> None:
     if server._stop_reason != "normal":
         raise ProcessExit(server._stop_reason)
 
@@ -295,31 +328,92 @@ def _continue(server: GenServer, result: Any) -> Optional[IdleTimeout]:
 
 def _dispatch(server: GenServer, msg: Any) -> Any:
     """Hand one message to its callback; the callback's result (maybe a Continue)."""
+    callback, args, frm = _plan(server, msg)
+    return _answer(frm, callback(*args))
+
+
+def _plan(server: GenServer, msg: Any) -> Tuple[Any, tuple, Optional[From]]:
+    """The callback for ``msg``, its arguments, and the caller to answer (for calls)."""
     if type(msg) is tuple and len(msg) == 3 and msg[0] == _CALL:
         _, frm, request = msg
-        result = server.handle_call(request, frm)
-        then = None
-        if type(result) is tuple and len(result) == 2 and type(result[1]) in (Continue, IdleTimeout):
-            result, then = result
-        if result is not NOREPLY:
-            reply(frm, result)
-        return then
+        return server.handle_call, (request, frm), frm
     if type(msg) is tuple and len(msg) == 2:
         if msg[0] == _CAST:
-            return server.handle_cast(msg[1])
+            return server.handle_cast, (msg[1],), None
         if msg[0] == _STOP:
-            server.stop(msg[1])
-            return None
+            return server.stop, (msg[1],), None
     if type(msg) is ExitSignal and (msg.pid == server._parent or _node_stopping(msg)):
         # Our parent (supervisor) ended, or the node stops, and we trap exits: terminate with it.
-        server.stop(msg.reason)
-        return None
-    return server.handle_info(msg)
+        return server.stop, (msg.reason,), None
+    return server.handle_info, (msg,), None
 
 
 def _node_stopping(msg: ExitSignal) -> bool:
     """``'shutdown'`` from this node's main process: the node's graceful stop (:mod:`mpactors._core._shutdown`)."""
     return msg.reason == "shutdown" and msg.pid.id == 0 and msg.pid.node == primitives.node()
+
+
+def _answer(frm: Optional[From], result: Any) -> Any:
+    """Send a call's reply (unless NOREPLY); what should run next (a Continue, an IdleTimeout or None)."""
+    if frm is None:
+        return result
+    then = None
+    if type(result) is tuple and len(result) == 2 and type(result[1]) in (Continue, IdleTimeout):
+        result, then = result
+    if result is not NOREPLY:
+        reply(frm, result)
+    return then
+
+
+# -- servers with async callbacks: the same steps, awaited, in the actor's event loop --
+_CALLBACKS = ("init", "handle_call", "handle_cast", "handle_info", "handle_continue", "terminate")
+
+
+def _is_async(cls: type) -> bool:
+    return any(inspect.iscoroutinefunction(getattr(cls, name, None)) for name in _CALLBACKS)
+
+
+async def _settle(value: Any) -> Any:
+    return (await value) if inspect.isawaitable(value) else value
+
+
+async def _aloop(cls: type, args: tuple, kwargs: dict, name: Optional[str], starter: Pid, ref: Ref,
+                 linked: bool) -> None:
+    """The body of a server with ``async def`` callbacks: one callback at a time, in message order."""
+    from ._core import _aioloop  # asyncio only for servers that use it
+
+    server: GenServer = cls()
+    register_server(server, hidden=("_stop_reason", "_parent"))  # for introspect.get_state
+    try:
+        result = await _settle(_create(server, args, kwargs, name, starter, ref, linked))
+    except BaseException as exc:  # noqa: BLE001 - reported to the starter
+        _ack(starter, ref, exc)
+        raise
+    if result is _TAKEN:
+        return
+    _ack(starter, ref, None)
+    try:
+        idle = await _acontinue(server, result)
+        while server._stop_reason is None:
+            try:
+                msg = await _aioloop.receive(None, None if idle is None else idle.seconds)
+            except Timeout:
+                idle = await _acontinue(server, await _settle(server.handle_info(idle)))
+                continue
+            callback, cargs, frm = _plan(server, msg)
+            idle = await _acontinue(server, _answer(frm, await _settle(callback(*cargs))))
+    except BaseException as exc:
+        await _settle(_terminate_on(server, exc))
+        raise
+    terminate: Any = server.terminate  # async def in a subclass: its result is awaited
+    await _settle(terminate(server._stop_reason))
+    _stopped(server)
+
+
+async def _acontinue(server: GenServer, result: Any) -> Optional[IdleTimeout]:
+    while type(result) is Continue and server._stop_reason is None:
+        result = await _settle(server.handle_continue(result.arg))
+    return _after(result) if type(result) is IdleTimeout else None
 
 
 def reply(frm: From, value: Any) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import traceback
-from typing import Any, Callable, Union
+from typing import Any, Callable, NamedTuple, Union
 
 from . import primitives
 from ._core._context import check_timeout, current
@@ -79,37 +79,73 @@ def call(node: str, fn: Target, *args: Any, timeout: Union[float, None] = None, 
         Timeout: no result within ``timeout`` seconds (a late result is dropped).
     """
     check_timeout(timeout)
-    proc = current()
-    ref = proc.make_ref()
-    mailbox = proc.mailbox
-    mailbox.aliases.add(ref)
+    pending = start_call(node, fn, args, kwargs)
     try:
         try:
-            pid, mref = primitives.start_process(
-                _run, (proc.pid, ref, fn, args, kwargs), {}, node, False, True, label=f"rpc {_name(fn)}"
-            )
-        except NodeError as exc:
-            raise NodeError(f"rpc.call of {_name(fn)} on {node}: {exc}") from None
-        try:
-            msg = primitives.receive(
-                lambda m: (type(m) is AliasReply and m.ref == ref) or (type(m) is Down and m.ref == mref), timeout
-            )
+            msg = primitives.receive(pending.is_response, timeout)
         except Timeout:
-            primitives.demonitor(mref, flush=True)
-            primitives.exit(pid, "kill")
-            raise Timeout(f"rpc.call of {_name(fn)} on {node}: no result within timeout={timeout!r}s") from None
-        if type(msg) is Down:
-            if msg.reason == "noconnection":
-                raise NodeError(f"rpc.call of {_name(fn)} on {node}: the node went down")
-            raise RemoteError(f"rpc.call of {_name(fn)} on {node}: the worker exited with {msg.reason}")
-        primitives.demonitor(mref, flush=True)
-        ok, value = msg.value
-        if ok:
-            return value
-        type_name, text, tb = value
-        raise RemoteError(f"{type_name}: {text} (in {_name(fn)} on {node})", type_name, tb)
+            raise give_up(pending, timeout) from None
+        return finish_call(pending, msg)
     finally:
-        mailbox.deactivate_alias(ref)
+        close_call(pending)
+
+
+class PendingCall(NamedTuple):
+    """An ``rpc.call`` in flight (the pieces ``call`` and ``aio.rpc_call`` share)."""
+
+    pid: Pid  # the worker running fn
+    monitor: Ref  # its monitor: a Down ends the call
+    alias: Ref  # the reply's tag, accepted by the caller's mailbox until close_call
+    node: str
+    fn: Target
+
+    def is_response(self, msg: Any) -> bool:
+        """True for the call's result or the worker's ``Down``."""
+        return (type(msg) is AliasReply and msg.ref == self.alias) or (type(msg) is Down and msg.ref == self.monitor)
+
+
+def start_call(node: str, fn: Target, args: tuple, kwargs: dict) -> PendingCall:
+    """Spawn the worker that runs ``fn`` on ``node`` (monitored; it replies to a new alias)."""
+    proc = current()
+    ref = proc.make_ref()
+    proc.mailbox.aliases.add(ref)
+    try:
+        pid, mref = primitives.start_process(
+            _run, (proc.pid, ref, fn, args, kwargs), {}, node, False, True, label=f"rpc {_name(fn)}"
+        )
+    except BaseException as exc:
+        proc.mailbox.deactivate_alias(ref)
+        if isinstance(exc, NodeError):
+            raise NodeError(f"rpc.call of {_name(fn)} on {node}: {exc}") from None
+        raise
+    return PendingCall(pid, mref, ref, node, fn)
+
+
+def finish_call(pending: PendingCall, msg: Any) -> Any:
+    """The result ``msg`` (a message ``pending.is_response`` accepts) stands for, or its error."""
+    fn, node = pending.fn, pending.node
+    if type(msg) is Down:
+        if msg.reason == "noconnection":
+            raise NodeError(f"rpc.call of {_name(fn)} on {node}: the node went down")
+        raise RemoteError(f"rpc.call of {_name(fn)} on {node}: the worker exited with {msg.reason}")
+    primitives.demonitor(pending.monitor, flush=True)
+    ok, value = msg.value
+    if ok:
+        return value
+    type_name, text, tb = value
+    raise RemoteError(f"{type_name}: {text} (in {_name(fn)} on {node})", type_name, tb)
+
+
+def give_up(pending: PendingCall, timeout: Any) -> Timeout:
+    """Abandon the call (its worker is killed); the :class:`Timeout` to raise."""
+    primitives.demonitor(pending.monitor, flush=True)
+    primitives.exit(pending.pid, "kill")
+    return Timeout(f"rpc.call of {_name(pending.fn)} on {pending.node}: no result within timeout={timeout!r}s")
+
+
+def close_call(pending: PendingCall) -> None:
+    """Stop accepting the call's reply (a late one never reaches the mailbox)."""
+    current().mailbox.deactivate_alias(pending.alias)
 
 
 def cast(node: str, fn: Target, *args: Any, **kwargs: Any) -> None:

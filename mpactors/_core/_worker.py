@@ -16,6 +16,10 @@ SIGTERM from the node      what the node decided (it knows)
 SIGKILL                    ``'killed'`` (the node sees the signal)
 =========================  ====================================
 
+A callable that returns a coroutine (an ``async def``) runs it in an event
+loop that owns the mailbox (``_aioloop.run_actor``); SIGTERM then cancels
+its main task instead of raising ``Terminated``.
+
 ``ActorProc`` is the calling-process context of an actor: module-level
 functions (``send``, ``receive``, ``link``...) act through it. Requests go to
 the node over the control connection; replies come back on it and are handed
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import _thread
 import ctypes
+import inspect
 import itertools
 import logging
 import os
@@ -243,7 +248,12 @@ class ActorProc:
     def run(self, payload: bytes) -> Any:
         try:
             fn, args, kwargs = _codec.loads(payload)
-            fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            if inspect.iscoroutine(result):  # an async actor: its event loop owns the mailbox
+                from ._aioloop import run_actor
+
+                if run_actor(result, self.mailbox):
+                    return None  # an exit signal cancelled it: the node knows the reason
             return "normal"
         except Terminated:
             return None

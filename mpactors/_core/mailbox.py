@@ -51,7 +51,7 @@ from ..errors import ProcessExit, Timeout
 from ..messages import AliasReply
 from ..pattern import compile_pattern
 
-__all__ = ["Mailbox", "MailboxWriter", "RawReader", "make_pipe", "flush_all", "SYSTEM_EXIT", "REMOTE_SENDER"]
+__all__ = ["Mailbox", "MailboxWriter", "RawReader", "make_pipe", "flush_all", "SYSTEM_EXIT", "REMOTE_SENDER", "READ_HERE"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 SYSTEM_EXIT = "exit"
 #: Sender id of messages that came from another node (the frame's sender field).
 REMOTE_SENDER = 0xFFFFFFFF
+#: What ``Mailbox.reader`` returns to let a blocking receive read the pipe itself.
+READ_HERE: Any = type("ReadHere", (), {"__repr__": lambda self: "READ_HERE"})()
 
 
 def _sender_text(sender: int) -> str:
@@ -341,8 +343,12 @@ class Mailbox:
 
     Messages read from the pipe are decoded into ``queue`` in arrival order;
     ``receive`` takes the oldest that matches and leaves the rest in order.
-    ``lock`` serialises the owner's main thread and its control thread (which
-    drains the pipe to report ``message_queue_len``).
+    ``lock`` serialises everyone who reads: the owner's threads, its control
+    thread (which drains the pipe to report ``message_queue_len``) and an
+    event loop's reader (``_aioloop``, through ``poll``/``pull``). Whoever
+    drains the pipe and queues messages wakes the others
+    (``_wake_readers``): the one thread that polls the pipe, the threads
+    waiting for it (``_drained``), and the event loop (``notify``).
     """
 
     def __init__(self, fd: int, owner: str = "") -> None:
@@ -350,6 +356,11 @@ class Mailbox:
         self.owner = owner
         os.set_blocking(fd, False)
         self.lock = threading.Lock()
+        # Threads of one process that receive at once: one polls the pipe,
+        # the others wait for ``_drained`` (the main process's threads).
+        self._polling = False
+        self._followers = 0  # threads waiting for ``_drained``
+        self._drained = threading.Condition(self.lock)
         self.queue: Deque[Any] = collections.deque()
         self._buf = b""
         self._partial: Dict[int, List[bytes]] = {}
@@ -359,6 +370,15 @@ class Mailbox:
         self.aliases: "set[Any]" = set()
         #: Called with each message as it arrives (tracing), or None.
         self.on_arrival: Optional[Callable[[Any], None]] = None
+        #: Messages taken out of ``queue`` so far: a scan position is valid only
+        #: while this is unchanged (several readers: threads, an event loop).
+        self.removed = 0
+        #: An event loop that reads this mailbox (``_aioloop``), or None:
+        #: ``notify`` is called after any drain that queued messages, and
+        #: ``reader(match, timeout)`` takes a blocking receive's wait (it
+        #: returns ``READ_HERE`` to let the caller read the pipe itself).
+        self.notify: Optional[Callable[[], None]] = None
+        self.reader: Optional[Callable[[Any, Optional[float]], Any]] = None
         # Another thread that drains the pipe (process_info's queue length)
         # takes the bytes a waiting receive polls for: it wakes it here.
         self._wake_r, self._wake_w = os.pipe()
@@ -368,6 +388,30 @@ class Mailbox:
     # -- reading -----------------------------------------------------------
     def _drain(self) -> bool:
         """Read what the pipe holds now into ``queue``; False at end of file."""
+        before = len(self.queue)
+        alive = self._read_pipe()
+        if len(self.queue) > before or not alive or self._exit is not None:
+            self._wake_readers()
+        return alive
+
+    def _wake_readers(self) -> None:
+        """Messages were queued: whoever else waits for this mailbox looks again (``lock`` held)."""
+        if self.notify is not None:  # an event loop's reader
+            self.notify()
+        if self._polling:  # another thread polls the pipe for bytes this drain took
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:  # already awake
+                pass
+        if self._followers:
+            self._drained.notify_all()
+
+    def wake_readers(self) -> None:
+        """Make every waiting receive look again (an event loop started or stopped reading)."""
+        with self.lock:
+            self._wake_readers()
+
+    def _read_pipe(self) -> bool:
         while True:
             try:
                 data = os.read(self.fd, _READ_SIZE)
@@ -454,55 +498,124 @@ class Mailbox:
             self._drain()
             for msg in [m for m in self.queue if type(m) is AliasReply and m.ref == ref]:
                 self.queue.remove(msg)
+                self.removed += 1
+
+    def requeue(self, msg: Any) -> None:
+        """Put back ``msg``, taken by a receive that was cancelled before it saw it, as the oldest."""
+        with self.lock:
+            self.queue.appendleft(msg)
+            self.removed += 1  # positions moved: scans start again
+            if self.notify is not None:
+                self.notify()
 
     # -- the API -----------------------------------------------------------
     def receive(self, match: Any = None, timeout: Optional[float] = None) -> Any:
         """The oldest message matching ``match``; :class:`Timeout` after ``timeout`` s."""
         pred: Callable[[Any], bool] = compile_pattern(match)
         deadline = None if timeout is None else time.monotonic() + timeout
-        scanned = 0
+        cursor = [0, self.removed]
         polled = False
         poller = None
         while True:
+            reader = self.reader
+            if reader is not None:  # an event loop reads this mailbox: hand it the wait
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                msg = reader(match, left)
+                if msg is not READ_HERE:
+                    return msg
             with self.lock:
-                if self._exit is not None:
-                    exc, self._exit = self._exit, None
-                    raise exc
-                q = self.queue
-                n = len(q)
-                i = scanned
-                while i < n:
-                    msg = q[i]
-                    if pred(msg):
-                        del q[i]
-                        if _COUNTING:
-                            _COUNTERS.handled += 1
-                        return msg
-                    i += 1
-                scanned = n
-            if deadline is None:
-                wait_ms = -1
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 and polled:
+                self._raise_exit()
+                found, msg = self._take(pred, cursor)
+                if found:
+                    return msg
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0 and polled:
                     raise Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})")
-                # poll() takes a C int of milliseconds: wait in slices of ~24 days.
-                wait_ms = max(0, int(min(remaining * 1000 + 0.999, 2**31 - 1)))
-            if poller is None:
-                poller = select.poll()
-                poller.register(self.fd, select.POLLIN)
-                poller.register(self._wake_r, select.POLLIN)
-            self.waiting = True
+                if self._polling:
+                    # Another thread of this process polls the pipe: it wakes
+                    # us when it drained (one poller, so none misses a message
+                    # another thread read).
+                    self._followers += 1
+                    try:
+                        self._drained.wait(None if remaining is None else max(0.0, remaining))
+                    finally:
+                        self._followers -= 1
+                    polled = True
+                    continue
+                self._polling = True
             try:
-                events = poller.poll(wait_ms)
+                # poll() takes a C int of milliseconds: wait in slices of ~24 days.
+                wait_ms = -1 if remaining is None else max(0, int(min(remaining * 1000 + 0.999, 2**31 - 1)))
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(self.fd, select.POLLIN)
+                    poller.register(self._wake_r, select.POLLIN)
+                self.waiting = True
+                try:
+                    events = poller.poll(wait_ms)
+                finally:
+                    self.waiting = False
+                polled = True
+                if len(events) > 1 or (events and events[0][0] == self._wake_r):
+                    _read_all(self._wake_r)
             finally:
-                self.waiting = False
-            polled = True
-            if len(events) > 1 or (events and events[0][0] == self._wake_r):
-                _read_all(self._wake_r)
-            with self.lock:
-                if not self._drain():
-                    raise ProcessExit("noconnection")
+                with self.lock:
+                    self._polling = False
+                    if self._followers:
+                        self._drained.notify_all()
+                    alive = self._drain()
+            if not alive:
+                raise ProcessExit("noconnection")
+
+    def poll(self, pred: Callable[[Any], bool], cursor: List[int], drain: bool = True) -> Tuple[bool, Any]:
+        """One step of :meth:`receive` that never waits: ``(True, msg)`` or ``(False, None)``.
+
+        Drains the pipe, then takes the oldest message ``pred`` accepts at or
+        after ``cursor`` (``[index, removed]``, updated in place: start with
+        ``[0, mailbox.removed]``). Raises :class:`ProcessExit` as ``receive``
+        does. With ``drain=False`` it looks only at what is queued already.
+        The event loop's reader (``_aioloop``) is its caller.
+        """
+        with self.lock:
+            alive = self._drain() if drain else True
+            self._raise_exit()
+            found, msg = self._take(pred, cursor)
+            if not found and not alive:
+                raise ProcessExit("noconnection")
+            return found, msg
+
+    def pull(self) -> bool:
+        """Move what the pipe holds into the queue (an exit stays pending); False at end of file."""
+        with self.lock:
+            return self._drain()
+
+    def _raise_exit(self) -> None:
+        if self._exit is not None:
+            exc, self._exit = self._exit, None
+            raise exc
+
+    def _take(self, pred: Callable[[Any], bool], cursor: List[int]) -> Tuple[bool, Any]:
+        """Selective receive's scan (caller holds ``lock``): take the oldest match from ``cursor`` on.
+
+        Messages before ``cursor[0]`` were already refused by ``pred``; if
+        another reader took messages since (``removed`` moved), positions
+        shifted and the scan starts again at 0.
+        """
+        q = self.queue
+        i = cursor[0] if cursor[1] == self.removed else 0
+        n = len(q)
+        while i < n:
+            msg = q[i]
+            if pred(msg):
+                del q[i]
+                self.removed += 1
+                cursor[0], cursor[1] = i, self.removed
+                if _COUNTING:
+                    _COUNTERS.handled += 1
+                return True, msg
+            i += 1
+        cursor[0], cursor[1] = n, self.removed
+        return False, None
 
     def __len__(self) -> int:
         """Messages waiting (the pipe is drained first); safe from any thread."""
@@ -523,6 +636,7 @@ class Mailbox:
             self._drain()
             out = list(self.queue)
             self.queue.clear()
+            self.removed += len(out)
             return out
 
 

@@ -23,6 +23,8 @@ idle actor USS             a bare idle child                                <= 2
 ring 100 x 1,000           100 bare children linked by Queues               (none)
 16-node mesh               (seconds until every node sees the 15 others)    (none)
 timer lateness             a bare child's Connection.poll(timeout)          <= 10 ms (95th percentile)
+aio round trip             the blocking round trip, same run                <= 1.3x
+aio.call (main loop)       blocking genserver.call from the main process    (none)
 =========================  ===============================================  ============================
 
 Each figure is the median of several repetitions, and each repetition runs the
@@ -44,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import _aio as aio_bench
 from . import _local as local
 from . import _remote as remote
 from ._peers import CODE as PEER_CODE
@@ -54,7 +57,7 @@ from ._util import WAIT, BenchError, Row, Sub, median, raise_fd_limit
 __all__ = ["main", "run", "table", "machine", "Settings", "GROUPS", "GROUP_ROWS"]
 
 #: Benchmark groups, in the order they run (``--only`` picks some).
-GROUPS = ("local_rt", "local_tput", "remote", "transit", "fds", "tls", "spawn", "uss", "ring", "mesh", "timers")
+GROUPS = ("local_rt", "local_tput", "remote", "transit", "fds", "tls", "spawn", "uss", "ring", "mesh", "timers", "aio")
 
 _KIB = 1024
 _MIB = 1024 * _KIB
@@ -368,10 +371,27 @@ def _timers(s: Settings) -> List[Row]:
     return [row]
 
 
+def _aio_rows(s: Settings) -> List[Row]:
+    rt = Row("aio_rt", "aio round trip, async actor <-> async actor (small)", "us", "lower",
+             baseline_name="blocking actors (send/receive)", target_ratio=1.3, params={"rounds": s.rt_rounds})
+    calls = Row("aio_call", "aio.call from the main process's event loop, 10 concurrent", "us", "lower",
+                baseline_name="blocking genserver.call", params={"calls": s.rt_rounds, "concurrency": 10})
+    args = (s.rt_rounds, s.rt_warmup)
+
+    def step() -> None:
+        rt.baseline_samples.append(aio_bench.rt_blocking(*args) * 1e6)
+        rt.samples.append(aio_bench.rt_aio(*args) * 1e6)
+        calls.baseline_samples.append(aio_bench.call_blocking(*args) * 1e6)
+        calls.samples.append(aio_bench.call_aio(*args, 10) * 1e6)
+
+    _repeat([rt, calls], s.reps, [step])
+    return [rt, calls]
+
+
 _GROUP_FNS: Dict[str, Callable[[Settings], List[Row]]] = {
     "local_rt": _local_rt, "local_tput": _local_tput, "remote": _remote, "transit": _transit, "fds": _fds,
     "tls": _tls, "spawn": _spawn,
-    "uss": _uss, "ring": _ring, "mesh": _mesh, "timers": _timers,
+    "uss": _uss, "ring": _ring, "mesh": _mesh, "timers": _timers, "aio": _aio_rows,
 }
 #: The row ids each group gives, in order (the smoke test checks them all).
 GROUP_ROWS: Dict[str, List[str]] = {
@@ -382,6 +402,7 @@ GROUP_ROWS: Dict[str, List[str]] = {
     "tls": ["tls_rt"] + [f"tls_tput_{k}" for k, _ in _TLS_SIZES] + ["tls_rt_raw"],
     "spawn": ["spawn_100", "spawn_1000"], "uss": ["idle_uss"], "ring": ["ring"], "mesh": ["mesh_16"],
     "timers": ["timer_lateness"],
+    "aio": ["aio_rt", "aio_call"],
 }
 
 
