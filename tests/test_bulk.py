@@ -248,7 +248,7 @@ def test_a_broken_reference_in_a_mailbox_loses_that_message_only(node: mpactors.
     from mpactors._core import mailbox
 
     me = mpactors.self()
-    fd = os.dup(node.kernel.writer_fds[0])  # type: ignore[union-attr] # the main mailbox's write end
+    fd = os.dup(node.kernel.table.writer_fds[0])  # type: ignore[union-attr] # the main mailbox's write end
     try:  # a whole bulk frame naming a file that does not exist
         os.write(fd, struct.pack("<IIBI", os.getpid(), 0, mailbox.F_START | mailbox.F_END | mailbox.F_BULK, 7)
                  + b"1-2-abc")

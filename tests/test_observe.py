@@ -134,7 +134,7 @@ def test_top_bad_input_is_one_clear_error(cluster: int) -> None:  # noqa: F811
     bad = run_cli("top", "--sort", "bogus", expect=2)
     assert "bogus" in bad.stderr
     missing = run_cli("top", "nosuchnode", "--once", expect=1)
-    assert "Error: node nosuchnode@" in missing.stderr and "not running" in missing.stderr
+    assert missing.stderr.startswith("Error:") and "node nosuchnode@" in missing.stderr and "not running" in missing.stderr
     assert missing.stderr.count("\n") == 1
     piped = run_cli("top", expect=1)  # stdout is not a terminal, and no node runs
     assert piped.stderr.startswith("Error:")
