@@ -34,7 +34,7 @@ from support import LONG_TIMEOUT, SHORT_TIMEOUT, free_port, wait_until
 
 import mpactors
 from mpactors import introspect
-from mpactors.cli._metrics import metrics_text
+from mpactors.cli._metrics import MISSING, NODE_METRICS, PROCESS_METRICS, metrics_text
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -292,12 +292,19 @@ def test_state_is_capped_and_a_raising_repr_does_not_break_it(cluster: int) -> N
 
 # -- /metrics and the token --------------------------------------------------------------
 def _get(url: str) -> Tuple[int, str]:
+    code, _, body = _get_typed(url)
+    return code, body
+
+
+def _get_typed(url: str, accept: Optional[str] = None) -> Tuple[int, str, str]:
+    """Status, Content-Type and body of a GET (``accept``: the Accept header)."""
+    req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     try:
-        with urllib.request.urlopen(url, timeout=LONG_TIMEOUT) as r:
-            return r.status, r.read().decode()
+        with urllib.request.urlopen(req, timeout=LONG_TIMEOUT) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode()
     except urllib.error.HTTPError as exc:
         with exc:
-            return exc.code, exc.read().decode()
+            return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
 
 
 def _families(text: str) -> Dict[str, Any]:
@@ -329,6 +336,17 @@ def test_metrics_parse_as_prometheus_text_and_counters_move(two_nodes: Tuple[Nod
         first = _chatter_in(text, "chatter1")
         wait_until(lambda: _chatter_in(_get(url + "metrics")[1], "chatter1") > first, LONG_TIMEOUT,
                    what="chatter1's messages_in counter to grow")
+        from prometheus_client import CONTENT_TYPE_LATEST
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+
+        code, ctype, _ = _get_typed(url + "metrics")
+        assert code == 200 and ctype == CONTENT_TYPE_LATEST
+        code, ctype, om = _get_typed(url + "metrics", accept="application/openmetrics-text; version=1.0.0")
+        assert code == 200 and ctype.startswith("application/openmetrics-text"), ctype
+        om_fams = {f.name: f for f in openmetrics_families(om)}  # the parser rejects anything not OpenMetrics
+        chatter = next(s for s in om_fams["mpactors_process_messages_in"].samples if s.labels["name"] == "chatter1")
+        assert om_fams["mpactors_process_messages_in"].type == "counter"
+        assert chatter.name == "mpactors_process_messages_in_total" and chatter.value >= first
         assert _get(url + "nosuchpage")[0] == 404
         assert _get(url + "api/stack")[0] == 400  # no pid
         code, body = _get(url + "api/stack?pid=" + urllib.parse.quote("<nosuch@node.1.0>"))
@@ -356,6 +374,64 @@ def test_metrics_text_escapes_label_values() -> None:
     (s,) = fams["mpactors_process_messages_in"].samples
     assert s.labels["name"] == odd and s.value == 5
     assert fams["mpactors_process_cpu_percent"].samples[0].value == 1.5
+
+
+def test_metrics_before_the_first_sample_has_every_family_and_no_samples() -> None:
+    pytest.importorskip("prometheus_client", reason="the test extra brings prometheus_client's parser")
+    fams = _families(metrics_text(None))
+    counters = {m[:-len("_total")] for m, kind, _, _ in PROCESS_METRICS if kind == "counter"}
+    expected = {m for m, kind, _, _ in NODE_METRICS + PROCESS_METRICS if kind == "gauge"} | counters
+    assert set(fams) == expected and len(counters) == 5
+    assert all(fams[m].type == "counter" for m in counters)
+    assert all(not f.samples for f in fams.values())
+
+
+# A `python -c` wrapper: prometheus_client cannot be imported, then `python -m mpactors ARGS`.
+_WITHOUT_PROMETHEUS = """
+import runpy, sys
+class NoPrometheus:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "prometheus_client":
+            raise ImportError("prometheus_client is blocked by the test")
+sys.meta_path.insert(0, NoPrometheus())
+runpy.run_module("mpactors", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_observer_without_prometheus_client_answers_501_and_still_serves_the_page(
+        two_nodes: Tuple[NodeProc, NodeProc]) -> None:
+    a, b = two_nodes
+    proc = subprocess.Popen([sys.executable, "-c", _WITHOUT_PROMETHEUS, "observer", a.name, "--port", str(free_port())],
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()
+        assert line.startswith("observer at http://"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        url = line.split()[-1]
+        code, ctype, body = _get_typed(url + "metrics")
+        assert code == 501 and ctype.startswith("text/plain") and body == MISSING + "\n"
+        assert "pip install 'mpactors[observer]'" in body
+        code, page = _get(url)
+        assert code == 200 and "mpactors observer" in page
+        def both_nodes() -> Optional[Dict[str, Any]]:
+            s = json.loads(_get(url + "api/sample")[1])
+            if s and {n["node"] for n in s["nodes"]} == {a.name, b.name}:
+                return s if any(x["name"] == "chatter1" for x in s["actors"]) else None
+            return None
+
+        sample = wait_until(both_nodes, LONG_TIMEOUT, interval=0.2, what="a sample of both nodes and their actors")
+        assert all(n["error"] is None for n in sample["nodes"])
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=LONG_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err
+    assert err.splitlines()[0] == f"note: {MISSING}", err
 
 
 def test_observer_off_loopback_requires_its_token(cluster: int) -> None:  # noqa: F811

@@ -106,14 +106,18 @@ def observer(node: Optional[str], cookie: Optional[str], host: str, port: int, t
 
     Nodes and connections, actors with top's figures, supervision trees,
     links and monitors, message rates and memory over the last minutes,
-    stacks on click; /metrics in the Prometheus text format. Runs until Ctrl-C.
+    stacks on click; /metrics in the Prometheus text format (with the observer
+    extra: pip install 'mpactors[observer]'). Runs until Ctrl-C.
 
     Example: mpactors observer a --port 8080
     """
+    from ._metrics import AVAILABLE, MISSING
     from ._observer import serve
 
     if node is not None:
         check_reachable(node)
+    if not AVAILABLE:
+        click.echo(f"note: {MISSING}", err=True)
     signal.signal(signal.SIGTERM, _interrupt)
     with hidden_node(cookie):
         try:

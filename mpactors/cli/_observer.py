@@ -8,7 +8,7 @@ Threads and ownership::
     between samples: answer stack/state  <----- /api/stack, /api/state: a request
       requests from the queue                     in the queue, wait for its future
                                                  /events: one SSE message per sample
-                                                 /metrics: Prometheus text of the last sample
+                                                 /metrics: the last sample through prometheus_client
 
 Only the main thread talks to the cluster (``rpc``, ``process_info``): a
 node's main process has one mailbox, and one thread receives from it.
@@ -16,7 +16,8 @@ node's main process has one mailbox, and one thread receives from it.
 Routes: ``/`` the page, ``/api/sample`` the last sample, ``/api/history``
 (per node: time, message rates, memory), ``/events`` (server-sent events:
 each new sample), ``/api/stack?pid=P`` and ``/api/state?pid=P`` (text; P must
-be an actor of the last sample), ``/metrics``.
+be an actor of the last sample), ``/metrics`` (:mod:`mpactors.cli._metrics`; 501
+without the ``observer`` extra).
 
 Access: bound to a loopback address, anyone on this host may look (like
 Erlang's ``observer`` on a local node). Bound to any other address a token is
@@ -43,7 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .. import introspect
 from ..errors import MpactorsError
-from ._metrics import metrics_text
+from ._metrics import AVAILABLE, MISSING, MetricsPage
 from ._sample import Sampler
 
 __all__ = ["Board", "HISTORY_SECONDS", "PAGE", "make_server", "serve"]
@@ -78,6 +79,11 @@ class Board:
                 while h and h[0][0] < t - self.history_seconds:
                     h.popleft()
             self.cond.notify_all()
+
+    def current(self) -> Optional[Dict[str, Any]]:
+        """The last sample (None before the first)."""
+        with self.cond:
+            return self.sample
 
     def close(self) -> None:
         """Wake every /events stream so it ends."""
@@ -136,6 +142,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _handler(board: Board, asks: _Asks, token: Optional[str]) -> type:
+    metrics = MetricsPage(board.current) if AVAILABLE else None
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "mpactors-observer"
         protocol_version = "HTTP/1.1"
@@ -179,9 +187,7 @@ def _handler(board: Board, asks: _Asks, token: Optional[str]) -> type:
                 if route in ("/", "/index.html"):
                     self._send(200, PAGE.read_bytes(), "text/html; charset=utf-8")
                 elif route == "/api/sample":
-                    with board.cond:
-                        sample = board.sample
-                    self._json(sample)
+                    self._json(board.current())
                 elif route == "/api/history":
                     self._json(board.history_json())
                 elif route == "/events":
@@ -189,13 +195,18 @@ def _handler(board: Board, asks: _Asks, token: Optional[str]) -> type:
                 elif route in ("/api/stack", "/api/state"):
                     self._ask(route.rsplit("/", 1)[1], (query.get("pid") or [""])[0])
                 elif route == "/metrics":
-                    with board.cond:
-                        sample = board.sample
-                    self._send(200, metrics_text(sample).encode(), "text/plain; version=0.0.4; charset=utf-8")
+                    self._metrics()
                 else:
                     self._text(404, f"no such page: {route}\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the browser went away
+
+        def _metrics(self) -> None:
+            if metrics is None:
+                self._text(501, MISSING + "\n")
+                return
+            body, ctype = metrics.render(self.headers.get("Accept", ""))
+            self._send(200, body, ctype)
 
         def _ask(self, what: str, pid: str) -> None:
             if not pid:
