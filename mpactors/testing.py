@@ -635,7 +635,7 @@ def pytest_timeout_cancel_timer(item: Any) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
     """A failed test's report carries the logs of its cluster nodes."""
-    outcome = yield
+    outcome: Any = yield
     report = outcome.get_result()
     state = getattr(item, "_mpactors_state", None)
     if state is not None and report.failed and state.nodes:
