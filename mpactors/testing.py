@@ -604,6 +604,17 @@ def pytest_configure(config: Any) -> None:
     os.environ.setdefault("MPACTORS_STACK_DUMP_SIGNAL", DUMP_SIGNAL)
 
 
+def pytest_sessionstart(session: Any) -> None:
+    """With ``MPACTORS_START_METHOD`` forkserver or spawn, start multiprocessing's helpers now.
+
+    They live as long as the pytest process; started by the first test that
+    needs them, they would look like processes that test left behind.
+    """
+    method = config.start_method()
+    if method:
+        _start_multiprocessing_helpers(method)
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_timeout_set_timer(item: Any, settings: Any) -> None:
     """Shortly before pytest-timeout fires, dump the stacks of the test's processes."""
