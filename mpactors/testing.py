@@ -577,12 +577,14 @@ def _dumpable(procs: List[psutil.Process]) -> List[psutil.Process]:
     return out
 
 
-def dump_stacks() -> int:
+def dump_stacks(wait: float = 0.0) -> int:
     """Make every node and actor started by this test process write its stacks to its stderr.
 
     Returns the number of processes signalled. Actors of the ``mpactors_node``
     write into the test's captured stderr; cluster nodes and their actors into
-    the node logs shown in the report.
+    the node logs shown in the report. With ``wait`` > 0, returns once every
+    one of them has taken the signal and its stderr stopped growing (or after
+    ``wait`` seconds): a loaded machine may run a signalled process late.
     """
     procs: List[psutil.Process] = psutil.Process().children(recursive=True)
     state = _Cluster.current
@@ -596,7 +598,45 @@ def dump_stacks() -> int:
             p.send_signal(signum)
         except psutil.Error:
             pass
+    if wait > 0:
+        _wait_for_dumps([p.pid for p in targets], signum, wait)
     return len(targets)
+
+
+def _signal_pending(pid: int, signum: int) -> bool:
+    """True while ``signum`` sent to ``pid`` is not yet delivered (``/proc/PID/status``)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("ShdPnd:", "SigPnd:")) and (int(line.split()[1], 16) >> (signum - 1)) & 1:
+                    return True
+    except (OSError, ValueError):
+        pass  # gone, or not Linux: nothing to wait for
+    return False
+
+
+def _stderr_size(pid: int) -> int:
+    try:
+        return os.stat(f"/proc/{pid}/fd/2").st_size
+    except OSError:
+        return -1
+
+
+def _wait_for_dumps(pids: List[int], signum: int, timeout: float) -> None:
+    """Until every process took ``signum`` and the files on their stderr stopped growing.
+
+    faulthandler writes the whole dump from its C signal handler, which runs
+    as soon as the signal is delivered; the size check covers a handler that
+    is preempted halfway through its writes.
+    """
+    deadline = time.monotonic() + timeout
+    last: Dict[int, int] = {}
+    while time.monotonic() < deadline:
+        sizes = {pid: _stderr_size(pid) for pid in pids}
+        if sizes == last and not any(_signal_pending(pid, signum) for pid in pids):
+            return
+        last = sizes
+        time.sleep(0.1)
 
 
 def pytest_configure(config: Any) -> None:
@@ -621,13 +661,12 @@ def pytest_timeout_set_timer(item: Any, settings: Any) -> None:
     timeout = getattr(settings, "timeout", 0) or 0
     if timeout <= 0:
         return
-    lead = min(2.0, timeout * 0.2)
+    lead = min(5.0, timeout * 0.2)
 
     def fire() -> None:
-        count = dump_stacks()
+        # Waits for the dumps to be written, within most of the lead.
+        count = dump_stacks(wait=lead * 0.8)
         sys.stderr.write(f"\nmpactors.testing: test about to time out: dumped the stacks of {count} node/actor processes\n")
-        # Give the dumps a moment to be written before pytest-timeout acts.
-        time.sleep(min(0.5, lead / 2))
 
     timer = threading.Timer(timeout - lead, fire)
     timer.daemon = True

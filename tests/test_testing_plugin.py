@@ -221,22 +221,28 @@ def test_every_process_the_fixtures_started_is_gone_after_the_test_even_a_failed
 
 @pytest.mark.timeout(180)
 def test_a_test_that_times_out_dumps_the_stacks_of_its_nodes_and_actors(user_tests: Callable[..., Any]) -> None:
+    # The test hangs only once both actors run (they say so first): a slow
+    # start on a loaded machine cannot pass for a missing dump.
     result = user_tests(
         """
         import time
         import pytest, mpactors
 
-        def stuck_in_a_local_actor():
+        def stuck_in_a_local_actor(to):
+            mpactors.send(to, "local started")
             time.sleep(1000)
 
-        def stuck_in_a_remote_actor():
+        def stuck_in_a_remote_actor(to):
+            mpactors.send(to, "remote started")
             time.sleep(1000)
 
-        @pytest.mark.timeout(8)
+        @pytest.mark.timeout(30)
         def test_hangs(mpactors_cluster, mpactors_node):
             (a,) = mpactors_cluster(1)
-            mpactors.spawn(stuck_in_a_local_actor)
-            mpactors.spawn(stuck_in_a_remote_actor, node=a.name)
+            mpactors.spawn(stuck_in_a_local_actor, mpactors.self())
+            mpactors.spawn(stuck_in_a_remote_actor, mpactors.self(), node=a.name)
+            for _ in range(2):
+                print("actor says:", mpactors.receive(timeout=20))
             mpactors.receive()
         """,
         "-ra",
@@ -244,6 +250,7 @@ def test_a_test_that_times_out_dumps_the_stacks_of_its_nodes_and_actors(user_tes
     result.assert_outcomes(failed=1, errors=1)
     out = result.stdout.str() + result.stderr.str()
     assert "Timeout" in out
+    assert "actor says: local started" in out and "actor says: remote started" in out
     assert "dumped the stacks of" in out
     for fn in ("stuck_in_a_local_actor", "stuck_in_a_remote_actor"):
         assert f"in {fn}" in out, f"no stack of {fn} in:\n{out}"
