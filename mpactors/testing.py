@@ -56,6 +56,7 @@ __all__ = [
     "RemoteNode",
     "dump_stacks",
     "heal",
+    "is_multiprocessing_helper",
     "mpactors_cluster",
     "mpactors_node",
     "partition",
@@ -444,6 +445,22 @@ def _local_actors() -> List[List[Any]]:
     return [[str(r["pid"]), r["os_pid"], r["current"]] for r in introspect.rows() if r["pid"] != me]
 
 
+_HELPER_MAINS = ("from multiprocessing.resource_tracker import main", "from multiprocessing.forkserver import main")
+
+
+def is_multiprocessing_helper(p: psutil.Process) -> bool:
+    """True for this process's multiprocessing fork server or resource tracker.
+
+    multiprocessing starts them on first use and keeps them as long as the
+    process lives; they are not a test's leftovers, and killing or reaping one
+    breaks every later start of an actor by forkserver or spawn.
+    """
+    try:
+        return p.ppid() == os.getpid() and any(m in " ".join(p.cmdline()) for m in _HELPER_MAINS)
+    except psutil.Error:
+        return False
+
+
 def _start_multiprocessing_helpers(start_method: str) -> None:
     """Start multiprocessing's fork server and resource tracker now, if the node will use them.
 
@@ -524,7 +541,8 @@ def mpactors_node(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
             state.local = None
         if state is not None:  # the cluster's processes are the cluster fixture's to stop
             before |= state.own_pids()
-        started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        started = [p for p in psutil.Process().children(recursive=True)
+                   if p.pid not in before and not is_multiprocessing_helper(p)]
         failures += [f"process outlived the test (killed): {p}" for p in _reap(started, GONE_TIMEOUT)]
     if failures:
         pytest.fail("mpactors: the test left processes behind:\n  " + "\n  ".join(failures), pytrace=False)

@@ -61,6 +61,14 @@ def python_c(code: str, *args: str, env: Optional[dict] = None, **kw: Any) -> su
     return subprocess.Popen([sys.executable, "-c", code, *args], env=full_env, **kw)
 
 
+def ancestors(os_pid: int) -> list:
+    """The OS pids of ``os_pid``'s parent, its parent's parent, ... (an actor's node is
+    its parent under fork and spawn, its grandparent under forkserver)."""
+    import psutil
+
+    return [p.pid for p in psutil.Process(os_pid).parents()]
+
+
 def pid_alive(os_pid: int) -> bool:
     """True while ``os_pid`` exists and is not a zombie."""
     import psutil
