@@ -100,3 +100,19 @@ def port_mapper(port: int) -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def copy_source_tree(dest: "os.PathLike[str]") -> str:
+    """Copy what ``pip install`` needs of this checkout to ``dest``; return its path.
+
+    pip builds in the source tree (``build/``, ``*.egg-info``): tests that
+    install mpactors build from a copy, and the checkout stays clean.
+    """
+    import shutil
+    from pathlib import Path
+
+    root, out = Path(__file__).resolve().parent.parent, Path(dest)
+    shutil.copytree(root / "mpactors", out / "mpactors", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, out / name)
+    return str(out)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import copy_source_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "testing"
@@ -20,16 +21,13 @@ pytestmark = [pytest.mark.heavy, pytest.mark.timeout(900)]
 def test_the_testing_example_passes_under_its_own_tox(tmp_path: Path) -> None:
     pytest.importorskip("tox", reason="needs tox (pip install tox)")
     # Copies: tox and pip write into the project and the tree they build.
-    src = tmp_path / "mpactors-src"
-    shutil.copytree(ROOT / "mpactors", src / "mpactors", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
+    src = copy_source_tree(tmp_path / "mpactors-src")
     project = tmp_path / "example"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".tox", "*.egg-info"))
     # The outer tox's and pytest's settings are not the user's.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("TOX_", "PYTEST_", "MPACTORS_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["MPACTORS_SRC"] = str(src)
+    env["MPACTORS_SRC"] = src
     done = subprocess.run(
         [sys.executable, "-m", "tox", "-c", str(project / "tox.ini"), "--workdir", str(tmp_path / "tox"),
          "-e", "py", "--", "-v", "-p", "no:cacheprovider"],

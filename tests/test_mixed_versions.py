@@ -18,12 +18,12 @@ from typing import Dict, Optional
 
 import pytest
 from nodes import (  # noqa: F401 - cluster and cookie are fixtures
-    ROOT,
     cluster,
     cookie,
     local_node,
     run_node,
 )
+from support import copy_source_tree
 
 import mpactors
 
@@ -51,17 +51,13 @@ def venvs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     if missing:
         pytest.skip(f"needs Python {' and '.join(missing)} (python{missing[0]} on PATH, or pyenv)")
     base = tmp_path_factory.mktemp("mixed-venvs")
-    # Install from a copy: pip builds in the source tree, which must stay clean.
-    src = base / "src"
-    shutil.copytree(ROOT / "mpactors", src / "mpactors", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
+    src = copy_source_tree(base / "src")
     out = {}
     for version, python in pythons.items():
         venv = base / f"py{version}"
         for argv in ([python, "-m", "venv", str(venv)],
                      [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                      "--disable-pip-version-check", str(src)]):
+                      "--disable-pip-version-check", src]):
             done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
             assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}"
         out[version] = str(venv / "bin" / "python")
