@@ -95,7 +95,8 @@ def port_mapper(port: int) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: epmd_client.is_running(port=port, timeout=0.5), what="the port mapper")
+        # A process start: a loaded machine takes seconds to start Python.
+        wait_until(lambda: epmd_client.is_running(port=port, timeout=0.5), LONG_TIMEOUT, what="the port mapper")
         yield port
     finally:
         proc.kill()
