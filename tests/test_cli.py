@@ -78,12 +78,28 @@ class Cli:
     def sh(self, *argv: str, timeout: float = LONG_TIMEOUT) -> subprocess.CompletedProcess:
         """Run a script with this environment; tracks the nodes it reports starting."""
         env = dict(self.env, MPACTORS_CLI=f"{sys.executable} -m mpactors")
-        result = subprocess.run(
-            list(argv), env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
-        )
-        for name, pid in re.findall(r"^(\S+@\S+) (\d+)$", result.stdout, re.MULTILINE):
+        proc = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGTERM first: the script's trap stops the detached nodes it
+            # started (SIGKILL would leave them running, and they would fail
+            # later tests that look at every process on the host).
+            proc.terminate()
+            try:
+                out, err = proc.communicate(timeout=LONG_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            self._track_started(out)
+            raise AssertionError(f"{' '.join(argv)} timed out after {timeout:g} s:\n{out}{err}") from None
+        self._track_started(out)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def _track_started(self, out: str) -> None:
+        for name, pid in re.findall(r"^(\S+@\S+) (\d+)$", out, re.MULTILINE):
             self.track(name, int(pid))
-        return result
 
     def start(self, name: str) -> Tuple[str, int]:
         """``mpactors start NAME --detached``; returns (full name, OS pid)."""
