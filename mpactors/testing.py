@@ -56,6 +56,7 @@ __all__ = [
     "RemoteNode",
     "dump_stacks",
     "heal",
+    "is_multiprocessing_helper",
     "mpactors_cluster",
     "mpactors_node",
     "partition",
@@ -444,6 +445,22 @@ def _local_actors() -> List[List[Any]]:
     return [[str(r["pid"]), r["os_pid"], r["current"]] for r in introspect.rows() if r["pid"] != me]
 
 
+_HELPER_MAINS = ("from multiprocessing.resource_tracker import main", "from multiprocessing.forkserver import main")
+
+
+def is_multiprocessing_helper(p: psutil.Process) -> bool:
+    """True for this process's multiprocessing fork server or resource tracker.
+
+    multiprocessing starts them on first use and keeps them as long as the
+    process lives; they are not a test's leftovers, and killing or reaping one
+    breaks every later start of an actor by forkserver or spawn.
+    """
+    try:
+        return p.ppid() == os.getpid() and any(m in " ".join(p.cmdline()) for m in _HELPER_MAINS)
+    except psutil.Error:
+        return False
+
+
 def _start_multiprocessing_helpers(start_method: str) -> None:
     """Start multiprocessing's fork server and resource tracker now, if the node will use them.
 
@@ -524,7 +541,8 @@ def mpactors_node(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
             state.local = None
         if state is not None:  # the cluster's processes are the cluster fixture's to stop
             before |= state.own_pids()
-        started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        started = [p for p in psutil.Process().children(recursive=True)
+                   if p.pid not in before and not is_multiprocessing_helper(p)]
         failures += [f"process outlived the test (killed): {p}" for p in _reap(started, GONE_TIMEOUT)]
     if failures:
         pytest.fail("mpactors: the test left processes behind:\n  " + "\n  ".join(failures), pytrace=False)
@@ -577,12 +595,14 @@ def _dumpable(procs: List[psutil.Process]) -> List[psutil.Process]:
     return out
 
 
-def dump_stacks() -> int:
+def dump_stacks(wait: float = 0.0) -> int:
     """Make every node and actor started by this test process write its stacks to its stderr.
 
     Returns the number of processes signalled. Actors of the ``mpactors_node``
     write into the test's captured stderr; cluster nodes and their actors into
-    the node logs shown in the report.
+    the node logs shown in the report. With ``wait`` > 0, returns once every
+    one of them has taken the signal and its stderr stopped growing (or after
+    ``wait`` seconds): a loaded machine may run a signalled process late.
     """
     procs: List[psutil.Process] = psutil.Process().children(recursive=True)
     state = _Cluster.current
@@ -596,12 +616,61 @@ def dump_stacks() -> int:
             p.send_signal(signum)
         except psutil.Error:
             pass
+    if wait > 0:
+        _wait_for_dumps([p.pid for p in targets], signum, wait)
     return len(targets)
+
+
+def _signal_pending(pid: int, signum: int) -> bool:
+    """True while ``signum`` sent to ``pid`` is not yet delivered (``/proc/PID/status``)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("ShdPnd:", "SigPnd:")) and (int(line.split()[1], 16) >> (signum - 1)) & 1:
+                    return True
+    except (OSError, ValueError):
+        pass  # gone, or not Linux: nothing to wait for
+    return False
+
+
+def _stderr_size(pid: int) -> int:
+    try:
+        return os.stat(f"/proc/{pid}/fd/2").st_size
+    except OSError:
+        return -1
+
+
+def _wait_for_dumps(pids: List[int], signum: int, timeout: float) -> None:
+    """Until every process took ``signum`` and the files on their stderr stopped growing.
+
+    faulthandler writes the whole dump from its C signal handler, which runs
+    as soon as the signal is delivered; the size check covers a handler that
+    is preempted halfway through its writes.
+    """
+    deadline = time.monotonic() + timeout
+    last: Dict[int, int] = {}
+    while time.monotonic() < deadline:
+        sizes = {pid: _stderr_size(pid) for pid in pids}
+        if sizes == last and not any(_signal_pending(pid, signum) for pid in pids):
+            return
+        last = sizes
+        time.sleep(0.1)
 
 
 def pytest_configure(config: Any) -> None:
     """Nodes and actors started in this run can dump their stacks on SIGUSR1."""
     os.environ.setdefault("MPACTORS_STACK_DUMP_SIGNAL", DUMP_SIGNAL)
+
+
+def pytest_sessionstart(session: Any) -> None:
+    """With ``MPACTORS_START_METHOD`` forkserver or spawn, start multiprocessing's helpers now.
+
+    They live as long as the pytest process; started by the first test that
+    needs them, they would look like processes that test left behind.
+    """
+    method = config.start_method()
+    if method:
+        _start_multiprocessing_helpers(method)
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -610,13 +679,12 @@ def pytest_timeout_set_timer(item: Any, settings: Any) -> None:
     timeout = getattr(settings, "timeout", 0) or 0
     if timeout <= 0:
         return
-    lead = min(2.0, timeout * 0.2)
+    lead = min(5.0, timeout * 0.2)
 
     def fire() -> None:
-        count = dump_stacks()
+        # Waits for the dumps to be written, within most of the lead.
+        count = dump_stacks(wait=lead * 0.8)
         sys.stderr.write(f"\nmpactors.testing: test about to time out: dumped the stacks of {count} node/actor processes\n")
-        # Give the dumps a moment to be written before pytest-timeout acts.
-        time.sleep(min(0.5, lead / 2))
 
     timer = threading.Timer(timeout - lead, fire)
     timer.daemon = True
@@ -635,7 +703,7 @@ def pytest_timeout_cancel_timer(item: Any) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Generator[None, Any, None]:
     """A failed test's report carries the logs of its cluster nodes."""
-    outcome = yield
+    outcome: Any = yield
     report = outcome.get_result()
     state = getattr(item, "_mpactors_state", None)
     if state is not None and report.failed and state.nodes:

@@ -16,13 +16,15 @@ import psutil
 import pytest
 
 import mpactors
+from mpactors.testing import is_multiprocessing_helper
 
 from support import free_port
 
 
 def _descendants() -> List[psutil.Process]:
+    """This process's descendants, but for multiprocessing's helpers (they live as long as it does)."""
     try:
-        return psutil.Process().children(recursive=True)
+        return [p for p in psutil.Process().children(recursive=True) if not is_multiprocessing_helper(p)]
     except psutil.NoSuchProcess:  # pragma: no cover
         return []
 

@@ -262,6 +262,7 @@ def run_node(
     ticktime: Optional[float] = None,
     importable: bool = True,
     ready_timeout: float = LONG_TIMEOUT,
+    python: Optional[str] = None,
 ) -> Iterator[NodeProc]:
     """Run node ``name`` (default: a fresh name) in a subprocess; yield a :class:`NodeProc`.
 
@@ -273,6 +274,8 @@ def run_node(
         cookie: passed as ``Node(cookie=...)``.
         hidden, ticktime: passed to ``Node``.
         importable: put this directory on the node's ``PYTHONPATH``.
+        python: the node's interpreter (one with mpactors installed; default:
+            this one, with this checkout on its ``PYTHONPATH``).
     """
     name = name or unique_name()
     opts: Dict[str, Any] = {"hidden": hidden}
@@ -283,13 +286,13 @@ def run_node(
     full_env = dict(os.environ)
     full_env.update(env or {})
     path = [str(TESTS_DIR)] if importable else []
-    full_env["PYTHONPATH"] = os.pathsep.join(path + [str(ROOT)])
+    full_env["PYTHONPATH"] = os.pathsep.join(path + ([] if python else [str(ROOT)]))
     full_env["PYTHONUNBUFFERED"] = "1"
     tmp = Path(tempfile.mkdtemp(prefix=f"mpactors-node-{name}-"))
     out, err = tmp / "stdout", tmp / "stderr"
     with open(out, "wb") as out_f, open(err, "wb") as err_f:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, name, json.dumps(opts), code],
+            [python or sys.executable, "-c", _BOOT, name, json.dumps(opts), code],
             stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, env=full_env, cwd=str(tmp),
         )
     node: Optional[NodeProc] = None

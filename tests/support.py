@@ -61,6 +61,14 @@ def python_c(code: str, *args: str, env: Optional[dict] = None, **kw: Any) -> su
     return subprocess.Popen([sys.executable, "-c", code, *args], env=full_env, **kw)
 
 
+def ancestors(os_pid: int) -> list:
+    """The OS pids of ``os_pid``'s parent, its parent's parent, ... (an actor's node is
+    its parent under fork and spawn, its grandparent under forkserver)."""
+    import psutil
+
+    return [p.pid for p in psutil.Process(os_pid).parents()]
+
+
 def pid_alive(os_pid: int) -> bool:
     """True while ``os_pid`` exists and is not a zombie."""
     import psutil
@@ -87,8 +95,25 @@ def port_mapper(port: int) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: epmd_client.is_running(port=port, timeout=0.5), what="the port mapper")
+        # A process start: a loaded machine takes seconds to start Python.
+        wait_until(lambda: epmd_client.is_running(port=port, timeout=0.5), LONG_TIMEOUT, what="the port mapper")
         yield port
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def copy_source_tree(dest: "os.PathLike[str]") -> str:
+    """Copy what ``pip install`` needs of this checkout to ``dest``; return its path.
+
+    pip builds in the source tree (``build/``, ``*.egg-info``): tests that
+    install mpactors build from a copy, and the checkout stays clean.
+    """
+    import shutil
+    from pathlib import Path
+
+    root, out = Path(__file__).resolve().parent.parent, Path(dest)
+    shutil.copytree(root / "mpactors", out / "mpactors", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, out / name)
+    return str(out)

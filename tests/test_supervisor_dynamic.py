@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 from nodes import cluster, cookie, local_node, run_node, wait_forever  # noqa: F401 - fixtures
