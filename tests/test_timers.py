@@ -256,8 +256,7 @@ def test_100000_pending_timers_cost_no_process_and_under_100_mib() -> None:
         node_ps = psutil.Process(b.os_pid)
         b.call("import test_timers")
         owner = b.call("mpactors.spawn(test_timers.many_timers, 100, n, me)", me=me, n=n)
-        armed = lambda m: isinstance(m, tuple) and m[0] == "armed"
-        mpactors.receive(armed, timeout=LONG_TIMEOUT)
+        mpactors.receive(lambda m: isinstance(m, tuple) and m[0] == "armed", timeout=LONG_TIMEOUT)
         children_before = len(node_ps.children(recursive=True))
         threads_before = node_ps.num_threads()
         rss_before = node_ps.memory_info().rss
