@@ -244,6 +244,10 @@ def test_bad_input_raises_badarg_and_loses_nothing(node: mpactors.Node, call: An
     assert mpactors.read_timer(ok) is None
 
 
+def _armed(msg: object) -> bool:
+    return isinstance(msg, tuple) and msg[0] == "armed"
+
+
 # -- cost ---------------------------------------------------------------------------
 @pytest.mark.usefixtures("cluster")
 @pytest.mark.timeout(300)
@@ -256,12 +260,12 @@ def test_100000_pending_timers_cost_no_process_and_under_100_mib() -> None:
         node_ps = psutil.Process(b.os_pid)
         b.call("import test_timers")
         owner = b.call("mpactors.spawn(test_timers.many_timers, 100, n, me)", me=me, n=n)
-        mpactors.receive(lambda m: isinstance(m, tuple) and m[0] == "armed", timeout=LONG_TIMEOUT)
+        mpactors.receive(_armed, timeout=LONG_TIMEOUT)
         children_before = len(node_ps.children(recursive=True))
         threads_before = node_ps.num_threads()
         rss_before = node_ps.memory_info().rss
         mpactors.send(owner, "more")
-        _, last = mpactors.receive(armed, timeout=LONG_TIMEOUT * 6)
+        _, last = mpactors.receive(_armed, timeout=LONG_TIMEOUT * 6)
         assert b.call("mpactors.read_timer(r) is not None", r=last)
         grown = node_ps.memory_info().rss - rss_before
         assert len(node_ps.children(recursive=True)) == children_before  # still only the owner actor
