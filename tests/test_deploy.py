@@ -368,7 +368,10 @@ def _graceful_node(tmp_path: object, env: dict) -> "tuple[subprocess.Popen, str,
     proc = subprocess.Popen([sys.executable, str(script), unique_name("grace"), log], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, **env))
     line = proc.stdout.readline() if proc.stdout else ""
-    assert line.startswith("ready"), (line, proc.stderr.read() if proc.stderr else "")
+    if not line.startswith("ready"):  # stop it and close its pipes before failing
+        proc.kill()
+        _, err = proc.communicate(timeout=LONG_TIMEOUT)
+        raise AssertionError((line, err))
     return proc, log, [int(p) for p in line.split()[1:]]
 
 
