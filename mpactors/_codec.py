@@ -54,6 +54,21 @@ def _save_module(pickler: Any, obj: types.ModuleType) -> None:
 
 _DillPickler.dispatch[types.ModuleType] = _save_module
 
+# In a process started by forkserver or spawn, the script runs as
+# ``__mp_main__``: its functions and classes must go by value as they do from
+# ``__main__`` (dill only knows the latter name), or another node gets a
+# reference to a module it never ran. Only our pickler is affected.
+_dill_locate = dill._dill._locate_function
+
+
+def _locate_function(obj: Any, pickler: Any = None) -> bool:
+    if isinstance(pickler, _DillPickler) and getattr(obj, "__module__", None) == "__mp_main__":
+        return False
+    return bool(_dill_locate(obj, pickler))
+
+
+dill._dill._locate_function = _locate_function
+
 
 def _dill_dumps(obj: Any) -> bytes:
     # recurse=True pickles only the globals a function uses (best for code in

@@ -448,15 +448,17 @@ def _local_actors() -> List[List[Any]]:
 _HELPER_MAINS = ("from multiprocessing.resource_tracker import main", "from multiprocessing.forkserver import main")
 
 
-def is_multiprocessing_helper(p: psutil.Process) -> bool:
-    """True for this process's multiprocessing fork server or resource tracker.
+def is_multiprocessing_helper(p: psutil.Process, parent: Optional[int] = None) -> bool:
+    """True for the multiprocessing fork server or resource tracker of ``parent`` (default: this process).
 
     multiprocessing starts them on first use and keeps them as long as the
-    process lives; they are not a test's leftovers, and killing or reaping one
-    breaks every later start of an actor by forkserver or spawn.
+    process lives; they are not a test's leftovers (nor a node's actors), and
+    killing or reaping one breaks every later start of an actor by forkserver
+    or spawn.
     """
     try:
-        return p.ppid() == os.getpid() and any(m in " ".join(p.cmdline()) for m in _HELPER_MAINS)
+        return p.ppid() == (os.getpid() if parent is None else parent) and any(
+            m in " ".join(p.cmdline()) for m in _HELPER_MAINS)
     except psutil.Error:
         return False
 

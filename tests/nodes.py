@@ -38,6 +38,7 @@ from support import LONG_TIMEOUT, SHORT_TIMEOUT, pid_alive, wait_until
 
 import mpactors
 from mpactors._names import short_host as _short_host
+from mpactors.testing import is_multiprocessing_helper
 
 __all__ = [
     "TEST_COOKIE",
@@ -184,10 +185,15 @@ class NodeProc:
 
     # -- signals -----------------------------------------------------------------
     def actor_processes(self) -> List[psutil.Process]:
-        """The node's live child processes in its own session: its actors.
+        """The node's live descendants in its own session: its actors.
 
-        (A port mapper the node started runs in a session of its own.)
+        (A port mapper the node started runs in a session of its own; the
+        node's multiprocessing fork server and resource tracker, under the
+        forkserver and spawn start methods, are not actors.)
         """
+        return [p for p in self._session_descendants() if not is_multiprocessing_helper(p, self.os_pid)]
+
+    def _session_descendants(self) -> List[psutil.Process]:
         try:
             sid = os.getsid(self.os_pid)
             children = psutil.Process(self.os_pid).children(recursive=True)
@@ -196,8 +202,9 @@ class NodeProc:
         return [p for p in children if _sid(p.pid) == sid]
 
     def _remember_actors(self) -> None:
+        # The multiprocessing helpers too: they must not outlive a killed node either.
         known = {p.pid for p in self._actors}
-        self._actors += [p for p in self.actor_processes() if p.pid not in known]
+        self._actors += [p for p in self._session_descendants() if p.pid not in known]
 
     def kill(self) -> None:
         """SIGKILL the node and reap it (its actors must follow on their own)."""

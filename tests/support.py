@@ -69,6 +69,16 @@ def ancestors(os_pid: int) -> list:
     return [p.pid for p in psutil.Process(os_pid).parents()]
 
 
+def under(os_pid: int, root: int) -> bool:
+    """True if ``os_pid`` is ``root`` or one of its descendants.
+
+    An actor's parent is its node under fork and spawn, the node's fork
+    server under forkserver: ``under(actor's ppid, node)`` holds for all three,
+    and not for the node's own parent.
+    """
+    return os_pid == root or root in ancestors(os_pid)
+
+
 def pid_alive(os_pid: int) -> bool:
     """True while ``os_pid`` exists and is not a zombie."""
     import psutil

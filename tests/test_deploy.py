@@ -181,41 +181,48 @@ class Counter(genserver.GenServer):
         self.n = add(self.n) if request == "add" else self.n
         return Point(self.n)
 
-other = sys.argv[1]
-out = {}
-with mpactors.Node(sys.argv[2]):
-    me = mpactors.self()
-    mpactors.spawn(report, me, 1, node=other)
-    out["spawn"] = list(mpactors.receive(lambda m: m[0] == "report", timeout=20)[1:])
-    out["rpc"] = rpc.call(other, add, 2, timeout=20)
-    out["closure"] = rpc.call(other, make_closure(3), timeout=20)
-    out["class"] = rpc.call(other, lambda: Point(4).moved().x, timeout=20)
-    out["instance"] = rpc.call(other, Point.moved, Point(5), timeout=20).x
-    server = Counter.start(1, node=other)
-    out["genserver"] = [genserver.call(server, "add").x, server.node]
-    genserver.stop(server)
-    sup = supervisor.Supervisor.start_link([supervisor.ChildSpec("c", Counter, (7,), node=other)])
-    child = supervisor.which_children(sup)[0][1]
-    out["supervised"] = [genserver.call(child, "get").x, child.node]
-    genserver.stop(sup)
-    numbers = (i for i in range(3))  # a generator: neither pickle nor dill can send it
-    try:
-        mpactors.spawn(lambda: next(numbers), node=other)
-        out["unsendable"] = "sent"
-    except mpactors.BadArg as exc:
-        out["unsendable"] = str(exc)
-print(json.dumps(out), flush=True)
+# The guard: under forkserver and spawn, a local actor (the supervisor) runs this file again.
+if __name__ == "__main__":
+    other = sys.argv[1]
+    out = {}
+    with mpactors.Node(sys.argv[2]):
+        me = mpactors.self()
+        mpactors.spawn(report, me, 1, node=other)
+        out["spawn"] = list(mpactors.receive(lambda m: m[0] == "report", timeout=20)[1:])
+        out["rpc"] = rpc.call(other, add, 2, timeout=20)
+        out["closure"] = rpc.call(other, make_closure(3), timeout=20)
+        out["class"] = rpc.call(other, lambda: Point(4).moved().x, timeout=20)
+        out["instance"] = rpc.call(other, Point.moved, Point(5), timeout=20).x
+        server = Counter.start(1, node=other)
+        out["genserver"] = [genserver.call(server, "add").x, server.node]
+        genserver.stop(server)
+        sup = supervisor.Supervisor.start_link([supervisor.ChildSpec("c", Counter, (7,), node=other)])
+        child = supervisor.which_children(sup)[0][1]
+        out["supervised"] = [genserver.call(child, "get").x, child.node]
+        genserver.stop(sup)
+        numbers = (i for i in range(3))  # a generator: neither pickle nor dill can send it
+        try:
+            mpactors.spawn(lambda: next(numbers), node=other)
+            out["unsendable"] = "sent"
+        except mpactors.BadArg as exc:
+            out["unsendable"] = str(exc)
+    print(json.dumps(out), flush=True)
 '''
 
 
-def test_functions_and_classes_of_the_script_travel_by_value(cluster: int, tmp_path: object) -> None:
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_functions_and_classes_of_the_script_travel_by_value(cluster: int, tmp_path: object, method: str) -> None:
+    import os
     from pathlib import Path
 
     script = Path(str(tmp_path)) / "app.py"
     script.write_text(SCRIPT)
     with run_node(importable=False) as b:
+        # The supervisor is a local actor: under forkserver and spawn it runs
+        # the script as __mp_main__, whose code must still travel by value.
         done = subprocess.run([sys.executable, str(script), b.name, unique_name("app")],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, MPACTORS_START_METHOD=method))
     assert done.returncode == 0, done.stderr
     import json
 
@@ -340,13 +347,14 @@ def stubborn():
     while True:
         mpactors.receive()
 
-children = [supervisor.ChildSpec(tag, Worker, (tag, 0.3 if tag == "b" else 0.0)) for tag in ("a", "b", "c")]
-children.append(supervisor.ChildSpec("stubborn", stubborn, shutdown=0.5))
-with mpactors.Node(sys.argv[1]):
-    sup = supervisor.Supervisor.start_link(children)
-    pids = [genserver.call(pid, "os") for tag, pid, _ in supervisor.which_children(sup) if tag != "stubborn"]
-    print("ready", " ".join(map(str, pids)), flush=True)
-    mpactors.receive()
+if __name__ == "__main__":  # under forkserver and spawn, an actor runs this file again
+    children = [supervisor.ChildSpec(tag, Worker, (tag, 0.3 if tag == "b" else 0.0)) for tag in ("a", "b", "c")]
+    children.append(supervisor.ChildSpec("stubborn", stubborn, shutdown=0.5))
+    with mpactors.Node(sys.argv[1]):
+        sup = supervisor.Supervisor.start_link(children)
+        pids = [genserver.call(pid, "os") for tag, pid, _ in supervisor.which_children(sup) if tag != "stubborn"]
+        print("ready", " ".join(map(str, pids)), flush=True)
+        mpactors.receive()
 '''
 
 
@@ -360,7 +368,10 @@ def _graceful_node(tmp_path: object, env: dict) -> "tuple[subprocess.Popen, str,
     proc = subprocess.Popen([sys.executable, str(script), unique_name("grace"), log], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, **env))
     line = proc.stdout.readline() if proc.stdout else ""
-    assert line.startswith("ready"), (line, proc.stderr.read() if proc.stderr else "")
+    if not line.startswith("ready"):  # stop it and close its pipes before failing
+        proc.kill()
+        _, err = proc.communicate(timeout=LONG_TIMEOUT)
+        raise AssertionError((line, err))
     return proc, log, [int(p) for p in line.split()[1:]]
 
 

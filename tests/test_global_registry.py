@@ -116,6 +116,10 @@ def test_after_a_partition_heals_exactly_one_process_keeps_the_name_and_the_othe
         me = mpactors.self()
         pb = b.call("mpactors.spawn(trap_and_forward, me)", trap_and_forward=trap_and_forward, me=me)
         pc = c.call("mpactors.spawn(trap_and_forward, me)", trap_and_forward=trap_and_forward, me=me)
+        # spawn returns before the new process runs: an exit signal that came
+        # before trap_exit(True) would kill the loser instead of reaching us.
+        for p in (pb, pc):
+            mpactors.receive(("trapping", p), LONG_TIMEOUT)
         # each side of the partition registers the name: both succeed
         assert b.call("mpactors.global_registry.register_name('single', p)", p=pb) is True
         assert c.call("mpactors.global_registry.register_name('single', p)", p=pc) is True

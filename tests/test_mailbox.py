@@ -6,6 +6,7 @@ is the node's main process, and actors send to it.
 """
 from __future__ import annotations
 
+import errno
 import os
 import select
 import time
@@ -68,12 +69,23 @@ def send_big(dest: Pid, tag: str, count: int, size: int) -> None:
         mpactors.send(dest, (tag, i, bytes([i % 256]) * size))
 
 
-def wait_on_fd_then_check(report_to: Pid, gate_fd: int, count: int, size: int) -> None:
-    """Do not read the mailbox until ``gate_fd`` is readable, then check what came."""
-    ready, _, _ = select.select([gate_fd], [], [], LONG_TIMEOUT)
-    if not ready:
-        mpactors.send(report_to, ("gate never opened",))
-        return
+def wait_on_fifo_then_check(report_to: Pid, gate: str, count: int, size: int) -> None:
+    """Do not read the mailbox until the FIFO ``gate`` is written to, then check what came.
+
+    A named FIFO, not an inherited descriptor: forkserver and spawn children
+    inherit none of the test's descriptors.
+    """
+    fd = os.open(gate, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        deadline = time.monotonic() + LONG_TIMEOUT
+        # A FIFO with no writer yet reads as end of file: wait for the bytes themselves.
+        while not os.read(fd, 2):
+            if time.monotonic() > deadline:
+                mpactors.send(report_to, ("gate never opened",))
+                return
+            select.select([fd], [], [], 0.05)
+    finally:
+        os.close(fd)
     ok = True
     for i in range(count):
         msg = mpactors.receive(timeout=LONG_TIMEOUT)
@@ -333,21 +345,34 @@ def test_big_messages_from_concurrent_senders_are_reassembled_per_sender(node: m
 
 
 @pytest.mark.timeout(60)
-def test_send_does_not_wait_for_a_receiver_that_is_not_reading(node: mpactors.Node) -> None:
+def _open_writer(fifo: str) -> int:
+    """A write descriptor of ``fifo``, or 0 while nobody has it open for reading."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return 0
+        raise
+
+
+def test_send_does_not_wait_for_a_receiver_that_is_not_reading(node: mpactors.Node, tmp_path: Any) -> None:
     # 64 MiB is far more than a pipe holds: the rest waits in the sender's backlog.
     size, count = 1024 * 1024, 64
-    gate_r, gate_w = os.pipe()
+    gate = os.path.join(str(tmp_path), "gate")
+    os.mkfifo(gate)
+    pid = mpactors.spawn(wait_on_fifo_then_check, mpactors.self(), gate, count, size)
+    start = time.monotonic()
+    for i in range(count):
+        mpactors.send(pid, (i, bytes([i % 256]) * size))
+    sending = time.monotonic() - start
+    # The actor holds the FIFO open for reading (it opened it before its first
+    # receive), so this open does not block for long; wait for it with a deadline.
+    fd = wait_until(lambda: _open_writer(gate), LONG_TIMEOUT, what="the actor opening the gate")
     try:
-        pid = mpactors.spawn(wait_on_fd_then_check, mpactors.self(), gate_r, count, size)
-        start = time.monotonic()
-        for i in range(count):
-            mpactors.send(pid, (i, bytes([i % 256]) * size))
-        sending = time.monotonic() - start
-        os.write(gate_w, b"go")
-        assert mpactors.receive(timeout=LONG_TIMEOUT) == ("received", count, True)
+        os.write(fd, b"go")
     finally:
-        os.close(gate_r)
-        os.close(gate_w)
+        os.close(fd)
+    assert mpactors.receive(timeout=LONG_TIMEOUT) == ("received", count, True)
     assert sending < SHORT_TIMEOUT
 
 

@@ -221,13 +221,18 @@ def test_stack_of_a_local_actor_blocked_in_receive_and_one_spinning(cluster: int
         blocked = mpactors.spawn(blocked_in_observe_test)
         spinner = mpactors.spawn(spinning_in_observe_test, 60.0)
         ref = mpactors.monitor(blocked)
+        # Both started: a process started by forkserver or spawn is still
+        # importing (another stack) just after spawn returns.
+        wait_until(lambda: mpactors.process_info(blocked)["status"] == "waiting", LONG_TIMEOUT,
+                   what="the blocked actor in receive")
         text = introspect.stack(blocked)
         assert text.startswith(f"Stack of {blocked}:")
         main = text.split("Thread ")[1]
         assert "(main thread)" in main
         assert re.search(r"in blocked_in_observe_test\n.*mpactors\.receive\(\)", main)
         assert main.rstrip().splitlines()[-2].strip().startswith('File "') and "in receive" in main
-        spin = introspect.stack(spinner)
+        spin = wait_until(lambda: (t := introspect.stack(spinner)) and "in spinning_in_observe_test" in t and t,
+                          LONG_TIMEOUT, what="the spinner in its loop")
         assert "in spinning_in_observe_test" in spin.split("Thread ")[1]
         # Neither was stopped: the blocked one still takes its message and ends normally.
         mpactors.send(blocked, "stop")
@@ -244,6 +249,9 @@ def test_stack_of_a_local_actor_blocked_in_receive_and_one_spinning(cluster: int
 def test_stack_of_a_remote_actor_through_the_api_and_the_command(two_nodes: Tuple[NodeProc, NodeProc]) -> None:
     a, b = two_nodes
     blocked = pids_of(b)["blocked"]
+    # in receive, not still importing (forkserver and spawn start it cold)
+    wait_until(lambda: b.call("mpactors.process_info(mpactors.whereis('blocked'))['status']") == "waiting",
+               LONG_TIMEOUT, what="the blocked actor in receive")
     text = introspect.stack(blocked)
     assert f"Stack of {blocked}:" in text and "in blocked_in_observe_test" in text
     out = run_cli("stack", str(blocked)).stdout

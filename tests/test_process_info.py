@@ -133,7 +133,9 @@ def test_registered_name_is_shown_and_none_without_a_name(node: mpactors.Node) -
 
 def test_os_pid_is_the_actor_process_and_memory_is_its_rss(node: mpactors.Node) -> None:
     pid = mpactors.spawn(wait_for_stop)
-    info = _info(pid)
+    # Once it waits in receive its memory holds still: a process started by
+    # forkserver or spawn is still importing (its RSS growing) just after spawn.
+    info = wait_until(lambda: (i := _info(pid))["status"] == "waiting" and i, LONG_TIMEOUT, what="the actor waiting")
     proc = psutil.Process(info["os_pid"])
     assert info["os_pid"] != os.getpid()
     assert os.getpid() in ancestors(info["os_pid"])

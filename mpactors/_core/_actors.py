@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from .. import _codec, config
-from . import _procs
+from . import _logconf, _procs
 from ._tables import ProcRec, ProcTable
 from ._worker import Boot, bootstrap
 from .mailbox import MailboxWriter, make_pipe
@@ -70,6 +70,7 @@ class Actors:
                 route=route,
                 writers=writer_fds if forking else {},
                 log_level=logging.getLogger("mpactors").getEffectiveLevel(),
+                log_config=None if forking else _logconf.describe(),
             )
             # fork: the control socket doubles as the sentinel (2 descriptors per actor, not 3)
             proc = _procs.start(self.start_method, bootstrap, boot, self.high, ctl.fileno() if forking else None)

@@ -45,7 +45,7 @@ from typing import Any, Dict, List, Optional
 from .. import _codec
 from ._context import set_current
 from ..errors import BadArg, ProcessExit
-from . import _bulk
+from . import _bulk, _logconf
 from .mailbox import Mailbox, MailboxWriter, flush_all
 from ..messages import Crash, Trace
 from ._route import route_frame
@@ -86,11 +86,24 @@ class Boot:
     close_high: int  # with fork: close every descriptor from this number up (0: none)
     writers: Dict[int, int]  # actor id -> write fd inherited by fork
     log_level: int
+    log_config: Optional[list]  # spawn/forkserver: the node's logging, see _logconf
 
 
 def bootstrap(boot: Boot) -> None:
     """Run one actor to its end; never returns normally (``os._exit``)."""
+    try:
+        _bootstrap(boot)
+    except Terminated:
+        # SIGTERM outside the actor's code (its node stops it while it starts
+        # or reports its exit): end quietly, whatever the start method
+        # (multiprocessing would print a traceback under forkserver and spawn).
+        os._exit(1)
+
+
+def _bootstrap(boot: Boot) -> None:
     _die_with_parent(boot.parent)
+    if boot.log_config is not None:  # not forked: no logging configuration inherited
+        _logconf.apply(boot.log_config)
     _bulk.set_node(boot.parent)  # large messages: the node's shared-memory directory
     if boot.close_high:
         # Per-actor descriptors of the node live at and above this number

@@ -234,9 +234,12 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def fds_per_actor(n: int) -> float:
-    """Descriptors the node process holds per live actor (``n`` actors that each answered)."""
-    with Node():
+def fds_per_actor(n: int, start_method: Optional[str] = None) -> float:
+    """Descriptors the node process holds per live actor (``n`` actors that each answered).
+
+    ``start_method``: the node's (default: ``MPACTORS_START_METHOD`` or the platform's).
+    """
+    with Node(start_method=start_method):
         me = self()
         before = _fd_count()
         pids = [spawn(_ready_actor, me) for _ in range(n)]
