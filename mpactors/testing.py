@@ -602,9 +602,10 @@ def dump_stacks(wait: float = 0.0) -> int:
 
     Returns the number of processes signalled. Actors of the ``mpactors_node``
     write into the test's captured stderr; cluster nodes and their actors into
-    the node logs shown in the report. With ``wait`` > 0, returns once every
-    one of them has taken the signal and its stderr stopped growing (or after
-    ``wait`` seconds): a loaded machine may run a signalled process late.
+    the node logs shown in the report. With ``wait`` > 0 they are signalled one
+    at a time, each once the one before has taken the signal and its stderr
+    stopped growing (within ``wait`` seconds in all), so dumps written to one
+    stderr do not interleave; a loaded machine may run a signalled process late.
     """
     procs: List[psutil.Process] = psutil.Process().children(recursive=True)
     state = _Cluster.current
@@ -613,13 +614,17 @@ def dump_stacks(wait: float = 0.0) -> int:
             procs += node.processes()
     targets = _dumpable(procs)
     signum = getattr(signal, "SIG" + DUMP_SIGNAL)
+    deadline = time.monotonic() + wait
     for p in targets:
         try:
             p.send_signal(signum)
         except psutil.Error:
-            pass
-    if wait > 0:
-        _wait_for_dumps([p.pid for p in targets], signum, wait)
+            continue
+        left = deadline - time.monotonic()
+        if left > 0:
+            # One at a time: processes that share a stderr (an actor and its
+            # node, a fork server's children) would interleave their dumps.
+            _wait_for_dumps([p.pid], signum, left)
     return len(targets)
 
 
