@@ -28,13 +28,14 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import mpactors
 from mpactors import ChildSpec, GenServer, Supervisor, epmd, genserver
 from mpactors.supervisor import which_children
 
-DEADLINE = 60.0  # seconds any healing step may take (generous: a loaded machine)
+from _cluster import DEADLINE, until  # shared with chat.py and scheduler.py
+
 
 
 class Counter(GenServer):
@@ -118,21 +119,6 @@ def run_node_b() -> None:
     with mpactors.Node("tree_b") as node:
         print("ready", node.name, flush=True)
         sys.stdin.read()  # until the keeper closes our stdin
-
-
-def until(what: str, check: Callable[[], Any]) -> Any:
-    """Retry ``check`` until it returns a true value without raising; fail after DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except mpactors.MpactorsError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"gave up waiting for {what}")
-        time.sleep(0.2)  # polling the tree from outside; the tree itself waits on signals
 
 
 def show(top: mpactors.Pid) -> None:
