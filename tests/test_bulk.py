@@ -128,15 +128,19 @@ def test_sizes_around_the_threshold(node: mpactors.Node) -> None:
     assert mpactors.receive(timeout=LONG_TIMEOUT) == ("ok", len(sizes))
 
 
-def test_only_messages_at_or_above_the_threshold_use_shared_memory(node: mpactors.Node) -> None:
+def test_mid_size_messages_use_one_ring_and_large_ones_a_file_each(node: mpactors.Node) -> None:
     me = mpactors.self()
     sink = mpactors.spawn(idle)  # never reads: whatever went to shared memory stays there
-    small = blob(T - 200, 1)
-    assert len(pickle.dumps(small, pickle.HIGHEST_PROTOCOL)) < T
-    mpactors.send(sink, small)
+    mpactors.send(sink, blob(3000, 0))  # one pipe frame
     assert files_in_node_dir() == []
+    mid = blob(T - 200, 1)
+    assert len(pickle.dumps(mid, pickle.HIGHEST_PROTOCOL)) < T
+    mpactors.send(sink, mid)
+    mpactors.send(sink, blob(64 * 1024, 2))
+    rings = files_in_node_dir()
+    assert len(rings) == 1 and "-r" in rings[0], rings  # one ring for this sender and receiver
     mpactors.send(sink, blob(T + 200, 2))
-    assert len(files_in_node_dir()) == 1
+    assert len(files_in_node_dir()) == 2
     mpactors.exit(sink, "kill")
     wait_until(lambda: files_in_node_dir() == [], what="the dead receiver's file to be removed")
     mpactors.send(me, "still works")

@@ -41,7 +41,10 @@ import shutil
 import stat
 from typing import Any, Optional
 
-__all__ = ["THRESHOLD", "start_node", "stop_node", "set_node", "store", "load", "remove", "sweep", "directory"]
+__all__ = [
+    "THRESHOLD", "start_node", "stop_node", "set_node", "store", "load", "remove", "sweep", "directory", "current_dir",
+    "reader_gone",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,11 @@ os.register_at_fork(after_in_child=_after_fork)
 def directory(node_os_pid: int) -> str:
     """The bulk directory of the node running in OS process ``node_os_pid``."""
     return os.path.join(_ROOT, f"{_PREFIX}{node_os_pid}")
+
+
+def current_dir() -> Optional[str]:
+    """This process's node directory, or None (no shared-memory path here); ``_ring`` uses it too."""
+    return _State.dir
 
 
 def set_node(node_os_pid: int) -> None:
@@ -232,6 +240,17 @@ def _unlink(path: str) -> None:
         pass
 
 
+def reader_gone(write_fd: int) -> bool:
+    """True if the pipe whose write end is ``write_fd`` has no reader left (``POLLERR``)."""
+    poller = select.poll()
+    poller.register(write_fd, select.POLLOUT)
+    try:
+        events = poller.poll(0)
+    except OSError:
+        return False
+    return bool(events) and bool(events[0][1] & select.POLLERR)
+
+
 def sweep(write_fd: int, pipe_ino: int) -> None:
     """Remove the files still addressed to pipe ``pipe_ino`` if its reader is gone.
 
@@ -240,15 +259,7 @@ def sweep(write_fd: int, pipe_ino: int) -> None:
     creates one after this gets ``EPIPE`` for its frame and removes it.)
     """
     path = _State.dir
-    if path is None or not pipe_ino:
-        return
-    poller = select.poll()
-    poller.register(write_fd, select.POLLOUT)
-    try:
-        events = poller.poll(0)
-    except OSError:
-        return
-    if not events or not events[0][1] & select.POLLERR:
+    if path is None or not pipe_ino or not reader_gone(write_fd):
         return
     prefix = f"{pipe_ino:x}-"
     try:

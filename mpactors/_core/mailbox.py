@@ -13,17 +13,20 @@ Frames on the pipe (little endian)::
     offset  size  field
     0       4     writer's OS pid   - reassembly key for chunked messages
     4       4     sender id         - local actor id of the sender (for logs)
-    8       1     flags             - START=1, END=2, SYSTEM=4, BULK=8
+    8       1     flags             - START=1, END=2, SYSTEM=4, BULK=8, RING=16
     9       4     payload length    - at most ``CHUNK`` bytes
     13      n     payload           - a slice of the pickled message
 
 A frame is never longer than ``PIPE_BUF`` (4096 bytes), so POSIX makes each
 ``write`` atomic: frames of concurrent writers never interleave *inside* a
-frame. Bigger messages are cut into chunks; the reader reassembles them per
-writer, so there is no cross-process writer lock at all. From
-``_bulk.THRESHOLD`` bytes (128 KiB) a message is not chunked: it goes into a
-shared-memory file and one whole BULK frame, whose payload names the file,
-takes its place in the pipe (see ``_bulk``).
+frame, and there is no cross-process writer lock at all. A bigger message
+goes through shared memory and one small whole frame takes its place in the
+pipe: below ``_bulk.THRESHOLD`` (128 KiB) into the writer's ring for this
+pipe (a RING frame names the ring and the message's place in it, see
+``_ring``), from there on into a file of its own (a BULK frame names it, see
+``_bulk``). Only when neither is possible (no ``/dev/shm``, the ring full,
+too many rings) is it cut into chunks, which the reader reassembles per
+writer.
 
 ``send`` never waits for the receiver: the write end is non-blocking, and when
 the pipe is full the frames go to the writer's backlog, which a flusher thread
@@ -45,7 +48,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .. import _codec
-from . import _bulk
+from . import _bulk, _ring
 from ._counters import COUNTERS as _COUNTERS, ENABLED as _COUNTING
 from ..errors import ProcessExit, Timeout
 from ..messages import AliasReply
@@ -61,11 +64,13 @@ PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
 CHUNK = PIPE_BUF - HDR_SIZE
 F_START, F_END, F_SYSTEM = 1, 2, 4
 F_BULK = 8  # the payload is a reference to a shared-memory file (see _bulk)
+F_RING = 16  # the payload names a message in the writer's shared-memory ring (see _ring)
 _F_WHOLE = F_START | F_END
 _READ_SIZE = 1 << 16
 _PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: fewer trips through the backlog
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+_RING_WAIT = 0.0002  # s between looks at a full ring's room (the flusher, while a message waits)
 
 #: Payload of a SYSTEM frame telling the node's main process it was killed.
 SYSTEM_EXIT = "exit"
@@ -127,7 +132,7 @@ class MailboxWriter:
     Erlang does.
     """
 
-    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "__weakref__")
+    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "ring", "no_ring", "__weakref__")
 
     # Writers with frames waiting; owned by whoever holds each writer's lock.
     backlogged: "set[MailboxWriter]" = set()
@@ -135,19 +140,59 @@ class MailboxWriter:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.lock = threading.Lock()
-        self.backlog: Deque[bytes] = collections.deque()
+        self.backlog: Deque[Any] = collections.deque()  # frames, and _Deferred messages
         self.dead = False
         self.grown = False
         self.ino = 0  # the pipe's inode, once a bulk message needed it
+        self.ring: Optional[_ring.SendRing] = None  # this process's ring for the pipe (lock held)
+        self.no_ring = False  # a ring could not be made: do not try at every message
 
-    def _bulk_frame(self, payload: bytes, sender: int, flags: int) -> Optional[bytes]:
-        """A bulk frame for a large payload (see ``_bulk``), or None to use chunks."""
+    def _inode(self) -> int:
         if not self.ino:
             try:
                 self.ino = os.fstat(self.fd).st_ino
             except OSError:
-                return None
-        ref = _bulk.store(payload, self.ino)
+                return 0
+        return self.ino
+
+    def _frames(self, payload: bytes, sender: int, flags: int) -> List[Any]:
+        """The frames of one message (``lock`` held: a ring's space is reserved in pipe order)."""
+        n = len(payload)
+        if n <= CHUNK:
+            return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload]
+        if n < _bulk.THRESHOLD and self._has_ring():
+            if type(payload) is not bytes:  # it may wait in the backlog: the caller may reuse its buffer
+                payload = bytes(payload)
+            return [_Deferred(payload, sender, flags)]  # into the ring as its turn comes (_write_locked)
+        frame = self._bulk_frame(payload, sender, flags) if n >= _bulk.THRESHOLD else None
+        return [frame] if frame is not None else _chunks(payload, sender, flags)
+
+    def _has_ring(self) -> bool:
+        """This process has a ring for the pipe, made now if need be (``lock`` held)."""
+        ring = self.ring
+        if ring is not None and ring.pid == _ProcessState.ospid:
+            return True
+        if self.no_ring:
+            return False
+        self.ring = _ring.SendRing.create(self._inode())
+        if self.ring is None:
+            self.no_ring = True  # no directory, or too many rings: chunks from now on
+            return False
+        return True
+
+    def _resolve(self, d: "_Deferred") -> Optional[List[bytes]]:
+        """The frames of a message waiting for room in the ring, or None while the ring is full."""
+        ring = self.ring
+        if ring is None or ring.pid != _ProcessState.ospid:  # gone (fork, dead reader): chunks
+            return _chunks(d.payload, d.sender, d.flags)
+        ref = ring.put(d.payload)
+        if ref is None:
+            return None
+        return [_HDR.pack(_ProcessState.ospid, d.sender, _F_WHOLE | F_RING | d.flags, len(ref)) + ref]
+
+    def _bulk_frame(self, payload: bytes, sender: int, flags: int) -> Optional[bytes]:
+        """A bulk frame for a large payload (see ``_bulk``), or None to use chunks."""
+        ref = _bulk.store(payload, self._inode()) if self._inode() else None
         if ref is None:
             return None
         return _HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_BULK | flags, len(ref)) + ref
@@ -155,88 +200,138 @@ class MailboxWriter:
     def put(self, payload: bytes, sender: int = 0, flags: int = 0) -> bool:
         """Queue ``payload`` (a pickled message) for the reader; never blocks."""
         n = len(payload)
-        if n <= CHUNK:
-            frames = [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload]
-        else:
-            bulk = self._bulk_frame(payload, sender, flags) if n >= _bulk.THRESHOLD else None
-            frames = [bulk] if bulk is not None else _chunks(payload, sender, flags)
-        return self._write(frames)
+        if n <= CHUNK:  # the common case: no lock until the write
+            return self._write([_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload])
+        if n >= _bulk.THRESHOLD:  # the file is written outside the lock
+            bulk = self._bulk_frame(payload, sender, flags)
+            return self._write([bulk] if bulk is not None else _chunks(payload, sender, flags))
+        with self.lock:
+            if self.dead:
+                return False
+            return self._write_locked(self._frames(payload, sender, flags))
 
     def put_many(self, payloads: List[bytes], sender: int = 0) -> bool:
         """Queue several pickled messages, packing whole frames into writes of at most ``PIPE_BUF``."""
         writes: List[bytes] = []
         current: List[bytes] = []
         size = 0
-        ospid = _ProcessState.ospid
-        for payload in payloads:
-            n = len(payload)
-            bulk = self._bulk_frame(payload, sender, 0) if n >= _bulk.THRESHOLD else None
-            if bulk is not None:
-                frames = [bulk]
-            else:
-                frames = [_HDR.pack(ospid, sender, _F_WHOLE, n) + payload] if n <= CHUNK else _chunks(payload, sender, 0)
-            for frame in frames:
-                if size + len(frame) > PIPE_BUF and current:
-                    writes.append(b"".join(current))
-                    current, size = [], 0
-                current.append(frame)
-                size += len(frame)
-        if current:
-            writes.append(b"".join(current))
-        return self._write(writes)
+        with self.lock:
+            if self.dead:
+                return False
+            for payload in payloads:
+                for frame in self._frames(payload, sender, 0):
+                    if type(frame) is _Deferred:  # written on its own, as its turn comes
+                        if current:
+                            writes.append(b"".join(current))
+                            current, size = [], 0
+                        writes.append(frame)
+                        continue
+                    if size + len(frame) > PIPE_BUF and current:
+                        writes.append(b"".join(current))
+                        current, size = [], 0
+                    current.append(frame)
+                    size += len(frame)
+            if current:
+                writes.append(b"".join(current))
+            return self._write_locked(writes)
 
     def _write(self, writes: List[bytes]) -> bool:
         """Write atomic pieces (each at most PIPE_BUF) in order, or queue the rest."""
         with self.lock:
-            if self.dead:
-                _discard(writes)
-                return False
-            if self.backlog:
-                self.backlog.extend(writes)
+            return self._write_locked(writes)
+
+    def _write_locked(self, writes: List[Any]) -> bool:
+        """``_write`` with ``lock`` held (a piece may be a message waiting for the ring)."""
+        if self.dead:
+            _discard(writes)
+            return False
+        backlog = self.backlog
+        if backlog:
+            backlog.extend(writes)
+            if type(backlog[0]) is _Deferred:  # the ring may have room by now
+                self._flush_locked()
+            return not self.dead
+        if len(writes) == 1 and type(writes[0]) is bytes:  # the common case: one atomic write
+            try:
+                os.write(self.fd, writes[0])
                 return True
-            for i, piece in enumerate(writes):
-                try:
-                    os.write(self.fd, piece)
-                except BlockingIOError:
-                    if not self.grown:
-                        self.grown = True
-                        _grow(self.fd)
-                        try:
-                            os.write(self.fd, piece)
-                            continue
-                        except BlockingIOError:
-                            pass
-                    self.backlog.extend(writes[i:])
-                    _Flusher.kick(self)
-                    return True
-                except OSError as exc:
-                    if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.EBADF):
-                        self.dead = True
-                        _discard(writes[i:])
-                        return False
-                    raise
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.EBADF):
+                    self._die()
+                    _discard(writes)
+                    return False
+                raise
+        backlog.extend(writes)
+        if not self._flush_locked() and not self.grown and type(backlog[0]) is bytes:
+            self.grown = True
+            _grow(self.fd)
+            self._flush_locked()
+        if self.dead:
+            return False
+        if backlog:
+            _Flusher.kick(self)
         return True
 
-    def flush(self) -> bool:
-        """Write backlogged frames until the pipe is full; True when empty."""
-        with self.lock:
-            while self.backlog:
-                try:
-                    os.write(self.fd, self.backlog[0])
-                except BlockingIOError:
+    def _flush_locked(self, check_reader: bool = False) -> bool:
+        """Write the backlog until the pipe is full or the ring has no room; True when empty.
+
+        With ``check_reader`` (the flusher) a full ring whose reader is gone ends the writer.
+        """
+        backlog = self.backlog
+        while backlog:
+            piece = backlog[0]
+            if type(piece) is _Deferred:
+                frames = self._resolve(piece)
+                if frames is None:  # the ring is full: unless its reader is gone, wait
+                    if check_reader and _bulk.reader_gone(self.fd):
+                        self._die()
+                        _discard(backlog)
+                        backlog.clear()
+                        return True
                     return False
-                except OSError:
-                    self.dead = True
-                    _discard(self.backlog)
-                    self.backlog.clear()
-                    return True
-                self.backlog.popleft()
-            return True
+                backlog.popleft()
+                backlog.extendleft(reversed(frames))
+                continue
+            try:
+                os.write(self.fd, piece)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                if not (isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.EBADF)):
+                    log.debug("mailbox write failed: %s", exc)
+                self._die()
+                _discard(backlog)
+                backlog.clear()
+                return True
+            backlog.popleft()
+        return True
+
+    def waits_for_ring(self) -> bool:
+        """The oldest backlogged message waits for room in the ring (no descriptor event tells)."""
+        backlog = self.backlog
+        return bool(backlog) and type(backlog[0]) is _Deferred
+
+    def flush(self) -> bool:
+        """Write backlogged frames until the pipe is full (or the ring); True when empty."""
+        with self.lock:
+            return self._flush_locked(check_reader=True)
+
+    def _die(self) -> None:
+        """The reader is gone (``lock`` held): the ring's file, if unread, goes too."""
+        self.dead = True
+        ring, self.ring = self.ring, None
+        if ring is not None and ring.pid == _ProcessState.ospid:
+            ring.remove()
 
     def close(self) -> None:
         """Close this process's copy of the write end."""
         with self.lock:
             self.dead = True
+            ring, self.ring = self.ring, None
+            if ring is not None and ring.pid == _ProcessState.ospid:
+                ring.drop()  # an unread ring file stays for its reader, or goes in the sweep
             _discard(self.backlog)
             self.backlog.clear()
             if self.ino:
@@ -252,10 +347,23 @@ class MailboxWriter:
                 pass
 
 
+class _Deferred:
+    """A mid-size message in a writer's backlog, to be copied into the ring when it has room."""
+
+    __slots__ = ("payload", "sender", "flags")
+
+    def __init__(self, payload: bytes, sender: int, flags: int) -> None:
+        self.payload = payload
+        self.sender = sender
+        self.flags = flags
+
+
 def _discard(pieces: Any) -> None:
     """Remove the shared-memory files of bulk frames in ``pieces`` that will never be written."""
     unpack = _HDR.unpack_from
     for piece in pieces:
+        if type(piece) is _Deferred:
+            continue
         pos, end = 0, len(piece)
         while end - pos >= HDR_SIZE:
             _, _, flags, n = unpack(piece, pos)
@@ -310,10 +418,19 @@ class _Flusher(threading.Thread):
                     self.cond.wait()
                 writers = list(self.writers)
             poller = select.poll()
+            ring_wait = False
             for w in writers:
-                if not w.dead:
+                if w.dead:
+                    continue
+                if w.waits_for_ring():
+                    ring_wait = True
+                else:
                     poller.register(w.fd, select.POLLOUT)
-            poller.poll(50)
+            if ring_wait:  # no event says when a reader consumed: look again very soon
+                poller.poll(0)
+                time.sleep(_RING_WAIT)
+            else:
+                poller.poll(50)
             for w in writers:
                 if w.flush():
                     with self.cond:
@@ -363,7 +480,10 @@ class Mailbox:
         self._drained = threading.Condition(self.lock)
         self.queue: Deque[Any] = collections.deque()
         self._buf = b""
+        self._pending: Optional[Tuple[bytes, int]] = None  # read, not decoded yet (see _read_pipe)
+        self._budget: Optional[int] = None
         self._partial: Dict[int, List[bytes]] = {}
+        self._rings: Optional[_ring.RecvRings] = None  # writers' rings, mapped on their first frame
         self.waiting = False
         self._exit: Optional[ProcessExit] = None
         #: Active aliases: an ``AliasReply`` for any other ref is dropped on arrival.
@@ -386,10 +506,19 @@ class Mailbox:
         os.set_blocking(self._wake_w, False)
 
     # -- reading -----------------------------------------------------------
-    def _drain(self) -> bool:
-        """Read what the pipe holds now into ``queue``; False at end of file."""
+    def _drain(self, ahead: bool = False) -> bool:
+        """Read what the pipe holds now into ``queue``; False at end of file.
+
+        With ``ahead`` (a receive) it may stop after a few shared-memory
+        messages (``_read_pipe``); without, it decodes everything read.
+        """
         before = len(self.queue)
-        alive = self._read_pipe()
+        if ahead:
+            alive = self._read_pipe(self._AHEAD)
+        else:
+            alive = self._read_pipe()
+            while alive and self._pending is not None:
+                alive = self._read_pipe()
         if len(self.queue) > before or not alive or self._exit is not None:
             self._wake_readers()
         return alive
@@ -411,22 +540,42 @@ class Mailbox:
         with self.lock:
             self._wake_readers()
 
-    def _read_pipe(self) -> bool:
+    def _read_pipe(self, ahead: Optional[int] = None) -> bool:
+        """Read and decode what the pipe holds; with ``ahead``, stop after about that many bytes of shared-memory messages.
+
+        A receive decodes only a little ahead of what it takes (``_AHEAD``):
+        a 64 KiB read of the pipe may name a thousand ring messages, and
+        copying them all out of the rings at once makes the reader's heap
+        grow and shrink (a page fault per 4 KiB) instead of reusing the same
+        memory. The frames not decoded yet wait in ``_pending``.
+        """
+        self._budget = ahead
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self._parse(pending[0], pending[1])
+            if self._pending is not None:
+                return True
         while True:
             try:
                 data = os.read(self.fd, _READ_SIZE)
             except BlockingIOError:
+                if self._rings is not None and self._rings.retiring:
+                    self._rings.empty()  # no frame of a dead writer is left
                 return True
             except InterruptedError:  # pragma: no cover - PEP 475 retries
                 continue
             if not data:
                 return False
             self._parse(self._buf + data if self._buf else data)
-            if len(data) < _READ_SIZE:
+            if self._pending is not None or len(data) < _READ_SIZE:
                 return True
 
-    def _parse(self, buf: bytes) -> None:
-        pos, end = 0, len(buf)
+    #: Bytes of shared-memory messages a receive decodes ahead of what it takes.
+    _AHEAD = 128 * 1024
+
+    def _parse(self, buf: bytes, pos: int = 0) -> None:
+        end = len(buf)
         unpack = _HDR.unpack_from
         while end - pos >= HDR_SIZE:
             ospid, sender, flags, n = unpack(buf, pos)
@@ -435,8 +584,17 @@ class Mailbox:
             body = buf[pos + HDR_SIZE : pos + HDR_SIZE + n]
             pos += HDR_SIZE + n
             if flags & _F_WHOLE == _F_WHOLE:
-                if flags & F_BULK:
-                    self._deliver_bulk(body, sender, flags)
+                if flags & (F_RING | F_BULK):
+                    if flags & F_RING:
+                        self._deliver_ring(body, ospid, sender, flags)
+                    else:
+                        self._deliver_bulk(body, sender, flags)
+                    if self._budget is not None:
+                        self._budget -= 1 << 16  # about one message's worth
+                        if self._budget <= 0 and pos < end:
+                            self._pending = (buf, pos)
+                            self._buf = b""
+                            return
                 else:
                     self._deliver(body, sender, flags)
                 continue
@@ -484,6 +642,24 @@ class Mailbox:
             if isinstance(body, mmap.mmap):
                 body.close()
 
+    def _deliver_ring(self, ref: bytes, ospid: int, sender: int, flags: int) -> None:
+        rings = self._rings
+        if rings is None:
+            rings = self._rings = _ring.RecvRings()
+        try:
+            mm, offset, n, end = rings.open(ref, ospid)
+        except (OSError, ValueError) as exc:
+            log.error("%s lost a message from %s: %s", self.owner or "mailbox", _sender_text(sender), exc)
+            return
+        try:
+            if self._bulk_copy:
+                self._deliver(mm[offset : offset + n], sender, flags)
+            else:
+                with memoryview(mm) as whole, whole[offset : offset + n] as view:
+                    self._deliver(view, sender, flags)  # type: ignore[arg-type]
+        finally:
+            rings.done(mm, end)
+
     #: Bulk payloads as bytes (kept past delivery) rather than a mapping (unpickled at once).
     _bulk_copy = False
 
@@ -528,6 +704,10 @@ class Mailbox:
                 found, msg = self._take(pred, cursor)
                 if found:
                     return msg
+                if self._pending is not None:  # frames read already: decode more of them first
+                    if not self._drain(ahead=True):
+                        raise ProcessExit("noconnection")
+                    continue
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0 and polled:
                     raise Timeout(f"no matching message within timeout={timeout!r}s (pattern {match!r})")
@@ -563,7 +743,7 @@ class Mailbox:
                     self._polling = False
                     if self._followers:
                         self._drained.notify_all()
-                    alive = self._drain()
+                    alive = self._drain(ahead=True)
             if not alive:
                 raise ProcessExit("noconnection")
 
