@@ -212,7 +212,7 @@ class MailboxWriter:
 
     def put_many(self, payloads: List[bytes], sender: int = 0) -> bool:
         """Queue several pickled messages, packing whole frames into writes of at most ``PIPE_BUF``."""
-        writes: List[bytes] = []
+        writes: List[Any] = []
         current: List[bytes] = []
         size = 0
         with self.lock:
