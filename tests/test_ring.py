@@ -287,3 +287,29 @@ def test_a_ring_frame_out_of_the_ring_bounds_is_refused(node: mpactors.Node, cap
     assert caplog.text.count("ring frame out of bounds") == 3
     mpactors.send(me, "after")
     assert mpactors.receive(timeout=LONG_TIMEOUT) == "after"
+
+
+def test_two_threads_receive_mid_size_messages_decoded_a_few_at_a_time(node: mpactors.Node) -> None:
+    # A receive decodes only ~128 KiB of shared-memory messages ahead; the rest
+    # of what it read waits undecoded: the other thread must still get its own.
+    import threading
+
+    from mpactors.primitives import receive as blocking_receive
+
+    got: dict = {"a": [], "b": []}
+
+    def take(tag: str) -> None:
+        for _ in range(20):
+            got[tag].append(blocking_receive((tag, int, bytes), timeout=LONG_TIMEOUT)[1])
+
+    threads = [threading.Thread(target=take, args=(t,)) for t in ("a", "b")]
+    for t in threads:
+        t.start()
+    me = mpactors.self()
+    for i in range(20):
+        mpactors.send(me, ("a", i, blob(64 * K, i)))
+        mpactors.send(me, ("b", i, blob(100 * K, i)))
+    for t in threads:
+        t.join(LONG_TIMEOUT)
+        assert not t.is_alive()
+    assert got == {"a": list(range(20)), "b": list(range(20))}

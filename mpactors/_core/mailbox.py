@@ -519,8 +519,8 @@ class Mailbox:
             alive = self._read_pipe()
             while alive and self._pending is not None:
                 alive = self._read_pipe()
-        if len(self.queue) > before or not alive or self._exit is not None:
-            self._wake_readers()
+        if len(self.queue) > before or not alive or self._exit is not None or self._pending is not None:
+            self._wake_readers()  # (frames left undecoded: a thread polling the pipe must look again)
         return alive
 
     def _wake_readers(self) -> None:
