@@ -412,6 +412,7 @@ class _Flusher(threading.Thread):
             inst.cond.notify()
 
     def run(self) -> None:
+        delay = _RING_WAIT  # between looks at full rings: doubles while no reader consumes
         while True:
             with self.cond:
                 while not self.writers:
@@ -426,16 +427,21 @@ class _Flusher(threading.Thread):
                     ring_wait = True
                 else:
                     poller.register(w.fd, select.POLLOUT)
-            if ring_wait:  # no event says when a reader consumed: look again very soon
-                poller.poll(0)
-                time.sleep(_RING_WAIT)
+            if ring_wait:  # no event says when a reader consumed: look again soon
+                poller.poll(int(delay * 1000))
+                if delay < 0.001:
+                    time.sleep(delay)
             else:
                 poller.poll(50)
+            before = sum(len(w.backlog) for w in writers)
             for w in writers:
                 if w.flush():
                     with self.cond:
                         if not w.backlog:
                             self.writers.discard(w)
+            if ring_wait:  # a reader that stopped reading costs a look every 50 ms, not 5,000 a second
+                moved = sum(len(w.backlog) for w in writers) < before
+                delay = _RING_WAIT if moved else min(delay * 2, 0.05)
 
     def pending(self) -> bool:
         with self.cond:
