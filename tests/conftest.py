@@ -2,13 +2,19 @@
 
 * ``_no_leftover_processes`` (autouse): proves with psutil that no process a
   test started outlives it (its descendants are checked after the test; any
-  still alive after a grace period are killed and the test fails).
+  still alive after a grace period are killed and the test fails). Detached
+  processes are no descendants: a port mapper a node started (its parent is
+  init), a node of ``mpactors start --detached``. They are found by their
+  environment instead: each test runs with ``MPACTORS_TEST_TAG`` set to a
+  value of its own, which every process it starts inherits.
 * ``epmd_port``: a private port mapper port per test (``MPACTORS_EPMD_PORT``).
 * ``mpactors_home``: a private ``MPACTORS_HOME`` per test.
 """
 from __future__ import annotations
 
+import itertools
 import os
+import secrets
 import time
 from typing import Iterator, List
 
@@ -16,7 +22,7 @@ import psutil
 import pytest
 
 import mpactors
-from mpactors.testing import is_multiprocessing_helper
+from mpactors.testing import TAG_VARIABLE, is_multiprocessing_helper, processes_with_env
 
 from support import free_port
 
@@ -40,13 +46,30 @@ def _alive(procs: List[psutil.Process]) -> List[psutil.Process]:
     return out
 
 
+_tests = itertools.count(1)
+
+
+def _tagged(tag: str) -> List[psutil.Process]:
+    """Processes started under this test's tag, wherever they sit in the process tree."""
+    return [p for p in processes_with_env(TAG_VARIABLE, tag) if not is_multiprocessing_helper(p)]
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     before = {p.pid for p in _descendants()}
     tracked: dict = {}
-    yield
-    # Port mappers started detached by a test are reparented away from us, so
-    # tests that start them record them with `request.node.mpactors_pids`.
+    tag = f"{os.getpid()}-{next(_tests)}-{secrets.token_hex(4)}"
+    saved = os.environ.get(TAG_VARIABLE)
+    os.environ[TAG_VARIABLE] = tag
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(TAG_VARIABLE, None)
+        else:
+            os.environ[TAG_VARIABLE] = saved
+    # Tests that start port mappers detached may also list them in
+    # `request.node.mpactors_pids` (for one started with a fresh environment).
     extra = []
     for pid in getattr(request.node, "mpactors_pids", []):
         try:
@@ -54,6 +77,8 @@ def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
         except psutil.NoSuchProcess:
             pass
     leftovers = [p for p in _descendants() if p.pid not in before] + extra
+    seen = {p.pid for p in leftovers}
+    leftovers += [p for p in _tagged(tag) if p.pid not in seen]
     deadline = time.monotonic() + 3.0
     while _alive(leftovers) and time.monotonic() < deadline:
         time.sleep(0.02)
