@@ -65,6 +65,7 @@ __all__ = [
     "mpactors_cluster",
     "mpactors_node",
     "partition",
+    "processes_using",
     "processes_with_env",
 ]
 
@@ -201,6 +202,28 @@ def processes_with_env(variable: str, value: str) -> List[psutil.Process]:
             continue
         try:
             if p.environ().get(variable) == value and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except psutil.Error:  # gone, or not ours to read
+            pass
+    return found
+
+
+def processes_using(directory: Union[str, "os.PathLike[str]"]) -> List[psutil.Process]:
+    """Live processes (but this one) with a file open under ``directory``.
+
+    For a directory private to a test (its ``MPACTORS_HOME``): a port mapper
+    or a detached node started under it keeps its log there open. This finds
+    them when their environment cannot tell (a process title set without
+    ``SPT_NOENV`` writes over it).
+    """
+    root = os.path.join(os.path.realpath(directory), "")
+    found = []
+    me = os.getpid()
+    for p in psutil.process_iter():
+        if p.pid == me:
+            continue
+        try:
+            if any(f.path.startswith(root) for f in p.open_files()) and p.status() != psutil.STATUS_ZOMBIE:
                 found.append(p)
         except psutil.Error:  # gone, or not ours to read
             pass
@@ -461,15 +484,21 @@ class _Cluster:
         if self.epmd is not None:
             self.epmd.kill()
             self.epmd.wait(STOP_TIMEOUT)
-        return survivors + _reap_tagged(self.env_tag)
+        return survivors + _reap_tagged(self.env_tag, self.home)
 
     def logs(self) -> str:
         return "\n".join(f"--- {n.name} ({n.log_path})\n{n.log_text()}" for n in self.nodes)
 
 
-def _reap_tagged(tag: str) -> List[str]:
-    """Kill what still runs with ``TAG_VARIABLE=tag`` (a port mapper or node started detached); describe it."""
-    leftovers = [p for p in processes_with_env(TAG_VARIABLE, tag) if not is_multiprocessing_helper(p)]
+def _reap_tagged(tag: str, home: Optional[Path] = None) -> List[str]:
+    """Kill what still runs with ``TAG_VARIABLE=tag``, or a file open in ``home``; describe it.
+
+    That is a port mapper or a node started detached, whose parent is init.
+    """
+    found = {p.pid: p for p in processes_with_env(TAG_VARIABLE, tag)}
+    if home is not None and home.exists():
+        found.update((p.pid, p) for p in processes_using(home))
+    leftovers = [p for p in found.values() if not is_multiprocessing_helper(p)]
     return [f"{d} (not a child of the test: started detached)" for d in _reap(leftovers, 1.0 * _SCALE)]
 
 

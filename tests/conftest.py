@@ -16,13 +16,13 @@ import itertools
 import os
 import secrets
 import time
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import psutil
 import pytest
 
 import mpactors
-from mpactors.testing import TAG_VARIABLE, is_multiprocessing_helper, processes_with_env
+from mpactors.testing import TAG_VARIABLE, is_multiprocessing_helper, processes_using, processes_with_env
 
 from support import free_port
 
@@ -49,9 +49,12 @@ def _alive(procs: List[psutil.Process]) -> List[psutil.Process]:
 _tests = itertools.count(1)
 
 
-def _tagged(tag: str) -> List[psutil.Process]:
-    """Processes started under this test's tag, wherever they sit in the process tree."""
-    return [p for p in processes_with_env(TAG_VARIABLE, tag) if not is_multiprocessing_helper(p)]
+def _detached(tag: str, home: Optional[str]) -> List[psutil.Process]:
+    """Processes started under this test's tag, or using its private home, wherever they sit in the tree."""
+    found = {p.pid: p for p in processes_with_env(TAG_VARIABLE, tag)}
+    if home is not None and os.path.isdir(home):
+        found.update((p.pid, p) for p in processes_using(home))
+    return [p for p in found.values() if not is_multiprocessing_helper(p)]
 
 
 @pytest.fixture(autouse=True)
@@ -78,14 +81,14 @@ def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
             pass
     leftovers = [p for p in _descendants() if p.pid not in before] + extra
     seen = {p.pid for p in leftovers}
-    leftovers += [p for p in _tagged(tag) if p.pid not in seen]
+    leftovers += [p for p in _detached(tag, getattr(request.node, "mpactors_home", None)) if p.pid not in seen]
     deadline = time.monotonic() + 3.0
     while _alive(leftovers) and time.monotonic() < deadline:
         time.sleep(0.02)
     survivors = _alive(leftovers)
     for p in survivors:
         try:
-            tracked[p.pid] = " ".join(p.cmdline())
+            tracked[p.pid] = " ".join(p.cmdline()).strip()
             p.kill()
         except psutil.Error:  # gone, or a zombie meanwhile
             tracked.setdefault(p.pid, "?")
@@ -102,9 +105,10 @@ def epmd_port(monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 @pytest.fixture
-def mpactors_home(tmp_path: "os.PathLike[str]", monkeypatch: pytest.MonkeyPatch) -> str:
+def mpactors_home(tmp_path: "os.PathLike[str]", monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
     home = os.path.join(str(tmp_path), "mpactors-home")
     monkeypatch.setenv("MPACTORS_HOME", home)
+    request.node.mpactors_home = home  # a process with a file open there at the end is the test's
     return home
 
 

@@ -29,11 +29,11 @@ def _listening(port: int) -> List[str]:
 
 
 def _port_mappers(port: int) -> List[int]:
-    """OS pids of port mappers started for ``port`` (by anyone)."""
+    """OS pids of port mappers started for ``port`` (by anyone), by command line or process title."""
     out = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info["cmdline"] or []
-        if "mpactors.epmd" in cmd and str(port) in cmd:
+        if ("mpactors.epmd" in cmd and str(port) in cmd) or " ".join(cmd).strip() == f"mpactors epmd port {port}":
             out.append(p.pid)
     return out
 
