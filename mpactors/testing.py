@@ -22,12 +22,13 @@ nodes, silently and both ways, as a network would.
 After every test that used the fixtures, an actor still alive on one of its
 nodes fails the test, listed by pid, OS pid and function; then every process
 the fixtures started (nodes, their actors, the port mapper) is stopped, and
-proven gone. Processes that are not the test's children are found too: every
-process the test starts inherits ``MPACTORS_TEST_TAG``, a value private to the
-test, so a port mapper a node started detached, or a node started with
-``mpactors start --detached``, still running at the end fails the test, named
-by its command line (and is stopped). If a test times out (``pytest-timeout``), every node and actor it
-started first writes the Python stacks of all its threads (``faulthandler``,
+proven gone. Processes that are not the test's children are found too, and
+fail the test named by their command line (then are stopped): a port mapper
+a node started detached, by ``MPACTORS_TEST_TAG`` (a value private to the
+test, which every process it starts inherits); a node started with ``mpactors
+start --detached``, by the log it keeps open in the cluster's private
+``MPACTORS_HOME``. If a test times out (``pytest-timeout``), every node and
+actor it started first writes the Python stacks of all its threads (``faulthandler``,
 see ``MPACTORS_STACK_DUMP_SIGNAL``): an actor's lands in the test's captured
 stderr, a cluster node's in the report's "mpactors node logs" section.
 """

@@ -6,7 +6,9 @@
   processes are no descendants: a port mapper a node started (its parent is
   init), a node of ``mpactors start --detached``. They are found by their
   environment instead: each test runs with ``MPACTORS_TEST_TAG`` set to a
-  value of its own, which every process it starts inherits.
+  value of its own, which every process it starts inherits; and, in a test
+  with a private ``MPACTORS_HOME``, by a file they keep open there (a node's
+  process title writes over its environment).
 * ``epmd_port``: a private port mapper port per test (``MPACTORS_EPMD_PORT``).
 * ``mpactors_home``: a private ``MPACTORS_HOME`` per test.
 """
