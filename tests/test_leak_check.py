@@ -18,7 +18,7 @@ from typing import List
 import psutil
 import pytest
 
-from support import LONG_TIMEOUT
+from support import LONG_TIMEOUT, wait_until
 
 from mpactors.testing import TAG_VARIABLE, processes_with_env
 
@@ -75,7 +75,9 @@ def test_a_process_started_by_the_test_carries_its_tag_and_no_other_does() -> No
     assert processes_with_env(TAG_VARIABLE, tag) == []  # not even this process
     proc = psutil.Popen(["sleep", "60"])
     try:
-        assert [p.pid for p in processes_with_env(TAG_VARIABLE, tag)] == [proc.pid]
+        # Until it execs, the child shows its parent's environment as first exec'd (without the tag).
+        found = wait_until(lambda: processes_with_env(TAG_VARIABLE, tag), what="the child's environment")
+        assert [p.pid for p in found] == [proc.pid]
         assert processes_with_env(TAG_VARIABLE, tag + "-other") == []
     finally:
         proc.kill()
