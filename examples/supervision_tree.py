@@ -184,10 +184,12 @@ def main() -> None:
             finally:
                 keeper.stop()
     finally:
-        if our_epmd is not None:
+        if our_epmd is not None:  # ours: stop it, also when it refuses (a node still registered)
             try:
-                epmd.kill()
+                stopped = epmd.kill()
             except mpactors.EpmdError:
+                stopped = False
+            if not stopped:
                 os.kill(our_epmd, signal.SIGTERM)
     print("done")
 

@@ -31,7 +31,7 @@ def _listening(port: int) -> List[str]:
 
 
 def _port_mappers(port: int) -> List[int]:
-    """OS pids of port mappers started for ``port`` (by anyone)."""
+    """OS pids of port mappers started for ``port`` (by anyone), by command line or process title."""
     out = []
     for p in psutil.process_iter(["cmdline"]):
         cmd = p.info["cmdline"] or []

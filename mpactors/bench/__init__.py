@@ -33,13 +33,17 @@ baseline right before mpactors, so drift in the machine's load hits both.
 ``--json`` prints the rows as JSON; ``--peers pykka,thespian`` adds those
 libraries (the ``bench`` extra) side by side. Every process the benchmark
 starts is stopped before it returns, including the port mapper of the remote
-benchmarks, which runs on a private port.
+benchmarks, which runs on a private port. The final sweep also finds
+processes that are not its children: each run sets ``MPACTORS_BENCH_RUN`` to
+a value of its own, inherited by every process it starts, so a port mapper a
+node started detached (its parent is init) is stopped and reported too.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -490,18 +494,36 @@ def _stop_mp_helpers() -> None:
             pass
 
 
+#: Set to a value private to the run; every process the run starts inherits it.
+_RUN_VARIABLE = "MPACTORS_BENCH_RUN"
+
+
 def _leftovers() -> List[str]:
-    """Kill and name any process of ours still alive (there should be none)."""
+    """Kill and name any process of ours still alive (there should be none).
+
+    Ours are this process's descendants and, detached ones included, the
+    processes carrying this run's ``MPACTORS_BENCH_RUN`` (no other run's).
+    """
     import psutil
 
     _stop_mp_helpers()
+    me, run_id = psutil.Process(), os.environ.get(_RUN_VARIABLE)
+    procs = {p.pid: p for p in me.children(recursive=True)}
+    if run_id:
+        for p in psutil.process_iter():
+            try:
+                if p.pid != me.pid and p.environ().get(_RUN_VARIABLE) == run_id:
+                    procs.setdefault(p.pid, p)
+            except psutil.Error:  # gone, or not ours to read
+                pass
     found = []
-    for p in psutil.Process().children(recursive=True):
+    for p in procs.values():
         try:
-            found.append(f"{p.pid} {' '.join(p.cmdline())[:80]}")
+            found.append(f"{p.pid} {' '.join(p.cmdline()).strip()[:80]}")
             p.kill()
         except psutil.Error:
             pass
+    psutil.wait_procs(list(procs.values()), timeout=10)
     return found
 
 
@@ -532,6 +554,7 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the suite; exit status 1 if a benchmark failed (a missed target is not a failure)."""
     args = _parse(argv)
+    os.environ[_RUN_VARIABLE] = f"{os.getpid()}-{secrets.token_hex(8)}"
     signal.signal(signal.SIGTERM, _on_sigterm)
     raise_fd_limit()
     make = Settings.quick_run if args.quick else Settings.full
