@@ -121,7 +121,8 @@ class Distribution:
         self.route_conn: Connection = self.router.conn
         self.control = Control(self, kernel)
         self.detector = NodeDownDetector(kernel, self.peers, self.control, self._fire_waiters)
-        self.loop = EventLoop(self.router.private_fd, self.router.drain, self.connection_lost, kernel.private_fds)
+        self.loop = EventLoop(self.router.private_fd, self.router.drain, self.connection_lost, kernel.private_fds,
+                              kernel.close_private)
         threading.Thread(target=self._accept_loop, name="mpactors-dist-accept", daemon=True).start()
         self.loop.start()
         self.registration.start(kernel)

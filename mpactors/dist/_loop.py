@@ -1,6 +1,6 @@
 """The node's event loop: one thread owns the router pipe and every established connection.
 
-One ``selectors`` loop per node, whatever the number of peers:
+One ``epoll`` (``poll`` where there is none) loop per node, whatever the number of peers:
 
 * the router pipe readable -> :meth:`Router.drain <mpactors.dist._router.Router.drain>`
   (local processes' remote sends, queued on their peers and written at once);
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-import selectors
+import select
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Set
@@ -33,18 +33,55 @@ __all__ = ["EventLoop"]
 
 log = logging.getLogger("mpactors.dist")
 
-_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+_READ, _WRITE = select.POLLIN, select.POLLOUT
+_GONE = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
+
+
+class _Fd:
+    """A bare descriptor, closable like a socket (for ``Kernel.close_private``)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _Poller:
+    """``select.epoll`` (or ``select.poll``) with a timeout in seconds."""
+
+    def __init__(self) -> None:
+        epoll = getattr(select, "epoll", None)
+        self.epoll = epoll is not None
+        self.p: Any = epoll() if epoll is not None else select.poll()
+        self.register, self.modify, self.unregister = self.p.register, self.p.modify, self.p.unregister
+
+    def fileno(self) -> int:
+        return int(self.p.fileno()) if self.epoll else -1
+
+    def poll(self, timeout: float) -> List[Any]:
+        if self.epoll:
+            return self.p.poll(timeout)  # type: ignore[no-any-return]
+        return self.p.poll(int(timeout * 1000 + 0.999))  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.epoll:
+            self.p.close()
 
 
 class EventLoop:
     """The event loop thread of a node's distribution layer."""
 
     def __init__(self, router_fd: int, drain: Callable[[], bool], lost: Callable[[Peer, str], None],
-                 private_fds: Set[int]) -> None:
-        self.sel = selectors.DefaultSelector()
+                 private_fds: Set[int], close_private: Callable[[Any], None]) -> None:
+        self.sel = _Poller()
         self.router_fd = router_fd
         self.drain = drain
         self.lost = lost
+        self.close_private = close_private
         self.ident: Optional[int] = None
         self.lock = threading.Lock()
         self._dirty: Set[Peer] = set()  # under ``lock``
@@ -52,18 +89,22 @@ class EventLoop:
         self._dropped: List[Peer] = []
         self._woken = False
         self._stopping = False
+        self._closed = False
         self.peers: Dict[int, Peer] = {}  # fd -> peer (loop only)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        private_fds.update((self._wake_r, self._wake_w, self.sel.fileno()))
-        self.sel.register(self._wake_r, _READ, None)
-        self.sel.register(router_fd, _READ, None)
+        private_fds.update(self.fds())
+        self.sel.register(self._wake_r, _READ)
+        self.sel.register(router_fd, _READ)
         self.next_check = 0.0
+        #: A large batch's receive buffer, kept for the next one (``Peer.read_in``; loop only).
+        self.spare: Optional[bytearray] = None
         self.thread = threading.Thread(target=self._run, name="mpactors-dist-loop", daemon=True)
 
     def fds(self) -> List[int]:
-        return [self._wake_r, self._wake_w, self.sel.fileno()]
+        """The loop's own descriptors (node-private)."""
+        return [fd for fd in (self._wake_r, self._wake_w, self.sel.fileno()) if fd >= 0]
 
     def start(self) -> None:
         self.thread.start()
@@ -71,7 +112,7 @@ class EventLoop:
     # -- any thread ------------------------------------------------------------
     def _wake(self) -> None:
         # (``lock`` held)
-        if not self._woken:
+        if not self._woken and not self._closed:
             self._woken = True
             try:
                 os.write(self._wake_w, b"!")
@@ -117,19 +158,23 @@ class EventLoop:
             for peer in list(self.peers.values()):
                 peer.close_io()
             self.peers.clear()
+            with self.lock:
+                self._closed = True
+            for closable in (_Fd(self._wake_r), _Fd(self._wake_w), self.sel):
+                self.close_private(closable)
 
     def _timeout(self, now: float) -> float:
         return max(0.0, self.next_check - now) if self.peers else 3600.0
 
     def _step(self) -> bool:
         now = time.monotonic()
-        events = self.sel.select(self._timeout(now) if not self._dirty else 0)
-        for key, mask in events:
+        events = self.sel.poll(self._timeout(now) if not self._dirty else 0)
+        for fd, mask in events:
             try:
-                self._event(key.fd, mask)
+                self._event(fd, mask)
             except Exception:  # noqa: BLE001 - the loop must outlive any one connection's failure
                 if not self._stopping:
-                    log.exception("event loop: failure handling descriptor %d", key.fd)
+                    log.exception("event loop: failure handling descriptor %d", fd)
         if self._stopping:
             return False
         if self._dirty:
@@ -149,7 +194,7 @@ class EventLoop:
             peer = self.peers.get(fd)
             if peer is None:
                 return
-            if mask & _READ:
+            if mask & (_READ | _GONE):
                 why = peer.read_in()
                 if why is not None:
                     self._lose(peer, why)
@@ -179,7 +224,7 @@ class EventLoop:
             return
         fd = sock.fileno()
         self.peers[fd] = peer
-        self.sel.register(fd, _READ, None)
+        self.sel.register(fd, _READ)
         peer.last_recv = peer.last_send = time.monotonic()
         self.next_check = 0.0
         why = peer.read_in()  # bytes that came with the handshake (TLS: already decrypted)
@@ -216,7 +261,7 @@ class EventLoop:
                 continue
             if left != peer.want_write:
                 peer.want_write = left
-                self.sel.modify(peer.sock.fileno(), _READ | _WRITE if left else _READ, None)
+                self.sel.modify(peer.sock.fileno(), _READ | _WRITE if left else _READ)
 
     def _check(self, now: float) -> None:
         """Ticks and the net tick timeout (every peer's deadlines; the next check at the earliest)."""

@@ -38,6 +38,7 @@ _JOIN_BELOW = 64 * 1024  # a batch smaller than this is joined into one buffer
 _IOV_MAX = 512  # buffers per sendmsg
 _TLS_CHUNK = 256 * 1024  # bytes per SSL write (small buffers are joined up to this)
 _RBUF = 256 * 1024  # the receive buffer; a bigger batch gets a buffer of its own
+_SPARE_MAX = 8 * 1024 * 1024  # a big batch's buffer up to this size is kept for the next (no page faults)
 _TICK = LEN.pack(FRAME.size) + FRAME.pack(TICK, 0)
 
 
@@ -86,7 +87,8 @@ class Peer:
         self.rbuf = bytearray(_RBUF)
         self.rview = memoryview(self.rbuf)
         self.rstart = self.rend = 0
-        self.big: Optional[bytearray] = None
+        self.big: Optional[memoryview] = None  # a view of ``big_buf`` (which may be longer)
+        self.big_buf: Optional[bytearray] = None
         self.big_pos = 0
 
     # -- sending (any thread) ----------------------------------------------
@@ -117,14 +119,16 @@ class Peer:
             self.out.extend(parts)
             if loop is None or not self.up:
                 return  # the loop writes it once it has the socket
-            if threading.get_ident() == loop.ident:
-                loop.dirty(self)
-                return
-            if not self.tls and not self.want_write and len(self.out) == len(parts):
-                self._send_plain()  # straight from this thread: the socket is idle
-                if not self.out:
+            in_loop = threading.get_ident() == loop.ident
+            if not self.want_write and len(self.out) == len(parts) and (in_loop or not self.tls):
+                # The socket is idle: write now, from this thread.
+                if self.tls:
+                    self._send_tls()
+                else:
+                    self._send_plain()
+                if not self.out and self.inflight is None:
                     return
-        loop.dirty(self)  # the loop writes the rest
+        loop.dirty(self)  # the loop writes the rest (or reports the failure)
 
     def _send_plain(self) -> bool:
         """Write queued buffers until the socket is full (``cond`` held); False if it failed."""
@@ -224,7 +228,7 @@ class Peer:
             try:
                 if self.big is not None:
                     want = len(self.big) - self.big_pos
-                    n = sock.recv_into(memoryview(self.big)[self.big_pos :])
+                    n = sock.recv_into(self.big[self.big_pos :])
                 else:
                     if self.rend == len(self.rbuf):
                         self._compact()
@@ -241,8 +245,12 @@ class Peer:
             if self.big is not None:
                 self.big_pos += n
                 if self.big_pos == len(self.big):
-                    big, self.big = self.big, None
-                    self.events.handle_batch(self, memoryview(big))
+                    big, buf, self.big, self.big_buf = self.big, self.big_buf, None, None
+                    self.events.handle_batch(self, big)  # consumers copy what they keep (Router.deliver)
+                    loop = self.loop
+                    if buf is not None and len(buf) <= _SPARE_MAX and loop is not None:
+                        if loop.spare is None or len(loop.spare) < len(buf):
+                            loop.spare = buf
             else:
                 self.rend += n
                 why = self._batches()
@@ -277,9 +285,15 @@ class Peer:
                     return None
                 continue
             if size + 4 > len(self.rbuf):  # too big for rbuf: read the rest into a buffer of its own
-                big = bytearray(size)
+                loop = self.loop
+                buf = loop.spare if loop is not None else None
+                if buf is not None and len(buf) >= size:
+                    loop.spare = None
+                else:
+                    buf = bytearray(size)
+                big = memoryview(buf)[:size]
                 big[:have] = view[start : self.rend]
-                self.big, self.big_pos = big, have
+                self.big, self.big_buf, self.big_pos = big, buf, have
                 self.rstart = self.rend = 0
                 return None
             break
@@ -327,4 +341,4 @@ class Peer:
             except OSError:
                 pass
             self.events.close_private(self.sock)
-        self.big = None
+        self.big = self.big_buf = None

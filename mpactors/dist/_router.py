@@ -22,6 +22,7 @@ from typing import Callable, Dict, List, Optional, Protocol, Tuple, cast
 from .. import _codec, config
 from .._core._kernel import Kernel
 from .._core._route import route_frame
+from .._core._bulk import load as load_bulk
 from .._core.mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
 from ..errors import MpactorsError
 from ._peer import Buffer, Peer
@@ -49,6 +50,23 @@ class RouterOwner(Protocol):
         """Any thread: the connection to ``peer`` is gone."""
 
 
+class _RouteReader(RawReader):
+    """The router pipe's reader: a large record stays in its shared-memory file.
+
+    The mapping (an ``mmap``) is queued as the record's body, and the event
+    loop sends from it: no copy of a large message in the sending node. It is
+    unmapped when the last view of it has been written.
+    """
+
+    def _deliver_bulk(self, ref: bytes, sender: int, flags: int) -> None:
+        try:
+            body = load_bulk(ref)
+        except (OSError, ValueError) as exc:
+            log.error("the router lost a large message from local process %d: %s", sender, exc)
+            return
+        self.queue.append(body)
+
+
 class Router:
     """The router pipe (read by the event loop); delivery of incoming frames."""
 
@@ -56,7 +74,7 @@ class Router:
         self.owner = owner
         self.kernel = kernel
         r, w = make_pipe()
-        self.reader = RawReader(r, owner="router")
+        self.reader = _RouteReader(r, owner="router")
         self.lock = threading.Lock()
         # Every local process writes its remote sends here (the write end is
         # inherited or passed like a mailbox's); actors keep it, the read end
@@ -120,13 +138,13 @@ class Router:
         with peer.cond:
             if peer.in_kernel:
                 peer.in_kernel += 1
-                self.kernel.cast(self._kernel_batch, peer, data, 0)
+                self.kernel.cast(self._kernel_batch, peer, bytes(data), 0)  # ``data`` may be reused
                 return
         start = self._deliver_frames(peer, data, 0, stop_at_ctrl=True)
         if start is not None:
             with peer.cond:
                 peer.in_kernel += 1
-            self.kernel.cast(self._kernel_batch, peer, data, start)
+            self.kernel.cast(self._kernel_batch, peer, data if type(data) is bytes else bytes(data), start)
 
     def _kernel_batch(self, peer: Peer, data: Buffer, start: int) -> None:
         """Kernel thread: the rest of a batch, control messages included, in order."""
