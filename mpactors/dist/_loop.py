@@ -130,15 +130,19 @@ class EventLoop:
 
     def add(self, peer: Peer) -> None:
         """Take ``peer``'s socket (a finished handshake)."""
-        with self.lock:
-            self._added.append(peer)
-            self._wake()
+        self._hand(self._added, peer)
 
     def drop(self, peer: Peer) -> None:
         """Close ``peer``'s socket."""
+        self._hand(self._dropped, peer)
+
+    def _hand(self, queue: List[Peer], peer: Peer) -> None:
         with self.lock:
-            self._dropped.append(peer)
-            self._wake()
+            if not self._closed:
+                queue.append(peer)
+                self._wake()
+                return
+        peer.close_io()  # the loop has ended: nobody else uses the socket
 
     def stop(self, timeout: float) -> None:
         """Close every connection still open and end the thread."""
@@ -155,11 +159,13 @@ class EventLoop:
             while self._step():
                 pass
         finally:
-            for peer in list(self.peers.values()):
-                peer.close_io()
-            self.peers.clear()
             with self.lock:
                 self._closed = True
+                left = [*self.peers.values(), *self._added, *self._dropped]
+                self._added, self._dropped = [], []
+            for peer in left:
+                peer.close_io()
+            self.peers.clear()
             for closable in (_Fd(self._wake_r), _Fd(self._wake_w), self.sel):
                 self.close_private(closable)
 
