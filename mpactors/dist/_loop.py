@@ -169,12 +169,14 @@ class EventLoop:
             for closable in (_Fd(self._wake_r), _Fd(self._wake_w), self.sel):
                 self.close_private(closable)
 
-    def _timeout(self, now: float) -> float:
-        return max(0.0, self.next_check - now) if self.peers else 3600.0
-
     def _step(self) -> bool:
-        now = time.monotonic()
-        events = self.sel.poll(self._timeout(now) if not self._dirty else 0)
+        if self._dirty:
+            timeout = 0.0
+        elif self.peers:
+            timeout = max(0.0, self.next_check - time.monotonic())
+        else:
+            timeout = 3600.0
+        events = self.sel.poll(timeout)
         for fd, mask in events:
             try:
                 self._event(fd, mask)

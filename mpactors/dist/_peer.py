@@ -116,18 +116,33 @@ class Peer:
         with self.cond:
             if self.closed or self.io_done or is_blocked(self.name):  # a cut link (dist._faults) drops it
                 return
-            self.out.extend(parts)
             if loop is None or not self.up:
+                self.out.extend(parts)
                 return  # the loop writes it once it has the socket
             in_loop = threading.get_ident() == loop.ident
-            if not self.want_write and len(self.out) == len(parts) and (in_loop or not self.tls):
-                # The socket is idle: write now, from this thread.
-                if self.tls:
-                    self._send_tls()
-                else:
-                    self._send_plain()
-                if not self.out and self.inflight is None:
+            if len(parts) == 1 and not self.out and not self.tls and not self.want_write:
+                # The common case: one buffer, an idle plain socket.
+                data = parts[0]
+                try:
+                    sent = self.sock.send(data)  # type: ignore[union-attr]
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except (OSError, ValueError, AttributeError):
+                    return  # broken: the loop reports the loss when it reads
+                self.last_send = time.monotonic()
+                if sent == len(data):
                     return
+                self.out.append(memoryview(data)[sent:])
+            else:
+                self.out.extend(parts)
+                if not self.want_write and len(self.out) == len(parts) and (in_loop or not self.tls):
+                    # The socket is idle: write now, from this thread.
+                    if self.tls:
+                        self._send_tls()
+                    else:
+                        self._send_plain()
+                    if not self.out and self.inflight is None:
+                        return
         loop.dirty(self)  # the loop writes the rest (or reports the failure)
 
     def _send_plain(self) -> bool:
