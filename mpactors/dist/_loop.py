@@ -156,8 +156,13 @@ class EventLoop:
     def _run(self) -> None:
         self.ident = threading.get_ident()
         try:
-            while self._step():
-                pass
+            while True:
+                try:
+                    if not self._step():
+                        break
+                except Exception:  # noqa: BLE001 - a bug must not end the node's distribution
+                    log.exception("event loop step failed")
+                    time.sleep(0.01)
         finally:
             with self.lock:
                 self._closed = True
