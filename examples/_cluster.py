@@ -69,10 +69,12 @@ def other_nodes(script: str, names: List[str]) -> Iterator[Dict[str, OtherNode]]
             except subprocess.TimeoutExpired:
                 node.proc.kill()
                 node.proc.wait()
-        if our_epmd is not None:
+        if our_epmd is not None:  # ours: stop it, also when it refuses (a node still registered)
             try:
-                epmd.kill()
+                stopped = epmd.kill()
             except mpactors.EpmdError:
+                stopped = False
+            if not stopped:
                 os.kill(our_epmd, signal.SIGTERM)
 
 

@@ -133,7 +133,9 @@ def show(top: mpactors.Pid) -> None:
 
 def demo(keeper: NodeKeeper, wait: bool) -> None:
     b = keeper.name
-    top = Supervisor.start(tree(b), max_restarts=30, max_seconds=60, retry_delay=1.0)
+    # Starting the tree starts actors on both nodes; give it longer than the
+    # default 5 s, which a busy machine under the spawn start method exceeds.
+    top = Supervisor.start(tree(b), max_restarts=30, max_seconds=60, retry_delay=1.0, timeout=30.0)
     print("the tree:")
     show(top)
     print("counter says", GenServer.call("counter", "add"), "- pinger says", GenServer.call(("pinger", b), "ping"))
@@ -184,10 +186,12 @@ def main() -> None:
             finally:
                 keeper.stop()
     finally:
-        if our_epmd is not None:
+        if our_epmd is not None:  # ours: stop it, also when it refuses (a node still registered)
             try:
-                epmd.kill()
+                stopped = epmd.kill()
             except mpactors.EpmdError:
+                stopped = False
+            if not stopped:
                 os.kill(our_epmd, signal.SIGTERM)
     print("done")
 

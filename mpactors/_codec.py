@@ -111,7 +111,9 @@ def dumps_remote(obj: Any) -> bytes:
             script that cannot be sent by value (the reason is in the message).
     """
     data = dumps(obj)
-    if not any(name in data for name in _SCRIPT_NAMES):
+    # One scan of the pickle (a large message's body is most of it), then
+    # the exact names only if their common tail is there.
+    if b"main__" not in data or not any(name in data for name in _SCRIPT_NAMES):
         return data
     try:
         # recurse=True only: its fallback (recurse=False) would refer to the

@@ -3,10 +3,10 @@
 They live in the package so that ``mpactors spawn NODE mpactors.demo:counter``
 and ``mpactors rpc NODE mpactors.demo:total`` work on any node::
 
-    mpactors spawn a mpactors.demo:counter          # registered as 'counter'
+    mpactors spawn a mpactors.demo:counter --name counter   # registered before the command returns
     mpactors send a counter "('add', 5)"
     mpactors rpc a mpactors.demo:total              # -> 5
-    mpactors spawn a mpactors.demo:pong             # registered as 'pong'
+    mpactors spawn a mpactors.demo:pong --name pong
     mpactors rpc b mpactors.demo:ping a@host 3      # b pings a's 'pong' 3 times
     mpactors spawn c mpactors.demo:pinger a@host    # pings a's 'pong' in a loop, forever
     mpactors rpc a mpactors.demo:start_tree         # a supervisor 'demo_sup': Store 'store', counter
@@ -14,7 +14,7 @@ and ``mpactors rpc NODE mpactors.demo:total`` work on any node::
 """
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Optional
 
 from . import primitives
 from .errors import Timeout
@@ -29,9 +29,15 @@ __all__ = ["Store", "counter", "ping", "pinger", "pong", "start_tree", "total"]
 REPLY_TIMEOUT = 5.0
 
 
-def counter(name: str = "counter") -> None:
-    """Register as ``name``; add ``('add', n)``, answer ``('get', pid)`` with ``('total', n)``."""
-    primitives.register(name)
+def counter(name: Optional[str] = None) -> None:
+    """Add ``('add', n)``, answer ``('get', pid)`` with ``('total', n)``.
+
+    With ``name``, the counter registers itself under it (asynchronously, like
+    any process calling ``register``); ``mpactors spawn ... --name counter``
+    registers it before the command returns instead.
+    """
+    if name is not None:
+        primitives.register(name)
     count: Any = 0
     while True:
         msg = primitives.receive()
@@ -47,9 +53,10 @@ def total(name: str = "counter") -> Any:
     return primitives.receive(("total", ANY), timeout=REPLY_TIMEOUT)[1]
 
 
-def pong(name: str = "pong") -> None:
-    """Register as ``name``; answer ``('ping', pid, n)`` with ``('pong', node, n)``."""
-    primitives.register(name)
+def pong(name: Optional[str] = None) -> None:
+    """Answer ``('ping', pid, n)`` with ``('pong', node, n)``; registers itself as ``name`` if given."""
+    if name is not None:
+        primitives.register(name)
     while True:
         msg = primitives.receive()
         if type(msg) is tuple and len(msg) == 3 and msg[0] == "ping":
@@ -97,5 +104,5 @@ class Store(GenServer):
 def start_tree(name: str = "demo_sup") -> Pid:
     """Start a supervisor registered as ``name`` with a :class:`Store` (``'store'``) and a :func:`counter`."""
     return Supervisor.start(
-        [ChildSpec("store", Store, kwargs={"name": "store"}), ChildSpec("counter", counter)], name=name,
+        [ChildSpec("store", Store, kwargs={"name": "store"}), ChildSpec("counter", counter, args=("counter",))], name=name,
     )

@@ -22,8 +22,13 @@ nodes, silently and both ways, as a network would.
 After every test that used the fixtures, an actor still alive on one of its
 nodes fails the test, listed by pid, OS pid and function; then every process
 the fixtures started (nodes, their actors, the port mapper) is stopped, and
-proven gone. If a test times out (``pytest-timeout``), every node and actor it
-started first writes the Python stacks of all its threads (``faulthandler``,
+proven gone. Processes that are not the test's children are found too, and
+fail the test named by their command line (then are stopped): a port mapper
+a node started detached, by ``MPACTORS_TEST_TAG`` (a value private to the
+test, which every process it starts inherits); a node started with ``mpactors
+start --detached``, by the log it keeps open in the cluster's private
+``MPACTORS_HOME``. If a test times out (``pytest-timeout``), every node and
+actor it started first writes the Python stacks of all its threads (``faulthandler``,
 see ``MPACTORS_STACK_DUMP_SIGNAL``): an actor's lands in the test's captured
 stderr, a cluster node's in the report's "mpactors node logs" section.
 """
@@ -53,6 +58,7 @@ from .dist import _faults
 from .node import Node
 
 __all__ = [
+    "TAG_VARIABLE",
     "RemoteNode",
     "dump_stacks",
     "heal",
@@ -60,10 +66,14 @@ __all__ = [
     "mpactors_cluster",
     "mpactors_node",
     "partition",
+    "processes_using",
+    "processes_with_env",
 ]
 
 log = logging.getLogger(__name__)
 
+#: The environment variable that marks every process a test starts (see :func:`processes_with_env`).
+TAG_VARIABLE = "MPACTORS_TEST_TAG"
 #: Default ticktime of cluster nodes (seconds).
 CLUSTER_TICKTIME = 2.0
 #: Signal that makes nodes and actors dump their stacks (see :mod:`mpactors._core._stackdump`).
@@ -174,6 +184,56 @@ def _reap(procs: List[psutil.Process], timeout: float) -> List[str]:
             pass
     psutil.wait_procs(survivors, timeout=5)
     return described
+
+
+def processes_with_env(variable: str, value: str) -> List[psutil.Process]:
+    """Live processes (but this one) whose environment holds ``variable=value``.
+
+    A process inherits its environment whoever its parent is: a port mapper
+    that a node started detached (its parent is init once that node is
+    gone), or a node started by ``mpactors start --detached``, still carries
+    the value the test set, where a walk of the test process's children no
+    longer finds it. Processes whose environment cannot be read (another
+    user's) are skipped, so only processes started under ``value`` are found.
+    """
+    found = []
+    me = os.getpid()
+    for p in psutil.process_iter():
+        if p.pid == me:
+            continue
+        try:
+            if p.environ().get(variable) == value and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except psutil.Error:  # gone, or not ours to read
+            pass
+    return found
+
+
+def processes_using(directory: Union[str, "os.PathLike[str]"]) -> List[psutil.Process]:
+    """Live processes (but this one) with a file open under ``directory``.
+
+    For a directory private to a test (its ``MPACTORS_HOME``): a port mapper
+    or a detached node started under it keeps its log there open. This finds
+    them when their environment cannot tell (a process title set without
+    ``SPT_NOENV`` writes over it).
+    """
+    root = os.path.join(os.path.realpath(directory), "")
+    found = []
+    me = os.getpid()
+    for p in psutil.process_iter():
+        if p.pid == me:
+            continue
+        try:
+            if any(f.path.startswith(root) for f in p.open_files()) and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+        except psutil.Error:  # gone, or not ours to read
+            pass
+    return found
+
+
+def _new_tag() -> str:
+    """A value for :data:`TAG_VARIABLE` no other test (of any run on this host) has."""
+    return f"{os.getpid()}-{next(_names)}-{secrets.token_hex(4)}"
 
 
 class RemoteNode:
@@ -330,6 +390,8 @@ class _Cluster:
         self.nodes: List[RemoteNode] = []
         self.local: Optional[Node] = None
         self.tag = f"t{os.getpid()}x{next(_names)}"
+        #: Every process started with :meth:`env` carries it (TAG_VARIABLE).
+        self.env_tag = _new_tag()
 
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
@@ -338,6 +400,7 @@ class _Cluster:
             MPACTORS_COOKIE=self.cookie,
             MPACTORS_HOME=str(self.home),
             MPACTORS_STACK_DUMP_SIGNAL=DUMP_SIGNAL,
+            MPACTORS_TEST_TAG=self.env_tag,
             # The test's modules (and what it imports) are importable on the
             # nodes, so actors can be spawned there by reference.
             PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)),
@@ -422,10 +485,22 @@ class _Cluster:
         if self.epmd is not None:
             self.epmd.kill()
             self.epmd.wait(STOP_TIMEOUT)
-        return survivors
+        return survivors + _reap_tagged(self.env_tag, self.home)
 
     def logs(self) -> str:
         return "\n".join(f"--- {n.name} ({n.log_path})\n{n.log_text()}" for n in self.nodes)
+
+
+def _reap_tagged(tag: str, home: Optional[Path] = None) -> List[str]:
+    """Kill what still runs with ``TAG_VARIABLE=tag``, or a file open in ``home``; describe it.
+
+    That is a port mapper or a node started detached, whose parent is init.
+    """
+    found = {p.pid: p for p in processes_with_env(TAG_VARIABLE, tag)}
+    if home is not None and home.exists():
+        found.update((p.pid, p) for p in processes_using(home))
+    leftovers = [p for p in found.values() if not is_multiprocessing_helper(p)]
+    return [f"{d} (not a child of the test: started detached)" for d in _reap(leftovers, 1.0 * _SCALE)]
 
 
 def _settled(list_actors: Callable[[], List[List[Any]]]) -> List[List[Any]]:
@@ -526,6 +601,9 @@ def mpactors_node(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
                 monkeypatch.setenv(key, value)
         node = Node(f"{state.tag}main", cookie=state.cookie, ticktime=CLUSTER_TICKTIME)
     _start_multiprocessing_helpers(node.start_method)
+    tag = state.env_tag if state is not None else _new_tag()
+    if state is None:  # set after the helpers start: they outlive the test by design
+        monkeypatch.setenv(TAG_VARIABLE, tag)
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     node.start()
     if state is not None:
@@ -546,6 +624,8 @@ def mpactors_node(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         started = [p for p in psutil.Process().children(recursive=True)
                    if p.pid not in before and not is_multiprocessing_helper(p)]
         failures += [f"process outlived the test (killed): {p}" for p in _reap(started, GONE_TIMEOUT)]
+        if state is None:  # else the cluster fixture, stopping its nodes first, looks for them
+            failures += [f"process outlived the test (killed): {p}" for p in _reap_tagged(tag)]
     if failures:
         pytest.fail("mpactors: the test left processes behind:\n  " + "\n  ".join(failures), pytrace=False)
 

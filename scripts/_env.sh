@@ -42,6 +42,10 @@ ensure_venv() {
         # Debian and Ubuntu ship venv's ensurepip separately.
         rm -rf "$VENV"
         ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+        if ! is_root; then
+            echo "$(basename "$0"): '$py -m venv' needs the venv module; as root run: apt-get install python$ver-venv (or python3-venv), or run this script as root" >&2
+            exit 1
+        fi
         apt_install "python$ver-venv" || apt_install python3-venv || {
             echo "$(basename "$0"): '$py -m venv' needs the venv module (Debian/Ubuntu: apt-get install python3-venv)" >&2
             exit 1

@@ -43,3 +43,39 @@ def test_quick_benchmark_run_gives_a_number_for_every_row() -> None:
             assert isinstance(row["ratio"], float) and math.isfinite(row["ratio"]), (rid, row)
         if row["target"]:
             assert isinstance(row["met"], bool), (rid, row)
+
+
+_LEAKS_A_PORT_MAPPER = """
+import json, os, subprocess, sys
+from mpactors import bench
+os.environ["MPACTORS_BENCH_RUN"] = sys.argv[1]
+# A node of the run starts a port mapper detached and ends: the port mapper is no child of ours.
+subprocess.run([sys.executable, "-c", "from mpactors import epmd; epmd.ensure_running(bind_host='127.0.0.1')"],
+               check=True, timeout=60)
+print(json.dumps(bench._leftovers()))
+"""
+
+
+def test_the_final_sweep_stops_a_port_mapper_the_run_left_detached(epmd_port: int, mpactors_home: str) -> None:
+    import os
+    import secrets
+
+    import psutil
+
+    from mpactors.testing import processes_with_env
+
+    run_id = f"probe-{secrets.token_hex(8)}"
+    try:
+        done = subprocess.run([sys.executable, "-c", _LEAKS_A_PORT_MAPPER, run_id],
+                              capture_output=True, text=True, timeout=120, env=dict(os.environ))
+        assert done.returncode == 0, done.stderr
+        leftovers = json.loads(done.stdout)
+        # named by its title (with setproctitle) or its command line
+        assert len(leftovers) == 1 and (f"epmd port {epmd_port}" in leftovers[0]
+                                        or f"mpactors.epmd --port {epmd_port}" in leftovers[0]), leftovers
+        assert processes_with_env("MPACTORS_BENCH_RUN", run_id) == []
+    finally:
+        strays = processes_with_env("MPACTORS_BENCH_RUN", run_id)
+        for p in strays:
+            p.kill()
+        psutil.wait_procs(strays, timeout=10)

@@ -112,8 +112,10 @@ class Cli:
         self.nodes.append((name, os_pid))
         self.request.node.mpactors_pids.append(os_pid)
 
-    def spawn(self, node: str, target: str = COUNTER, *args: str) -> str:
-        return self.run("spawn", node, target, *args).stdout.strip()
+    def spawn(self, node: str, target: str = COUNTER, *args: str, name: Optional[str] = "counter") -> str:
+        """``mpactors spawn NODE TARGET ARGS... --name NAME`` (registered before it returns); the pid."""
+        named = ("--name", name) if name is not None else ()
+        return self.run("spawn", node, target, *args, *named).stdout.strip()
 
     def ps_json(self, *args: str) -> List[Dict[str, Any]]:
         rows = json.loads(self.run("ps", "--json", *args).stdout)
@@ -217,6 +219,18 @@ def test_send_then_rpc_observe_the_effect_and_info_shows_the_actor(cli: Cli) -> 
     assert re.search(r"^current: +mpactors\.demo\.counter$", info, re.MULTILINE), info
 
 
+def test_spawn_with_a_taken_name_is_refused_and_starts_nothing(cli: Cli) -> None:
+    cli.start("a")
+    first = cli.spawn("a")
+    before = {row["pid"] for row in cli.ps_json("a")}
+    taken = cli.run("spawn", "a", COUNTER, "--name", "counter", expect=1)
+    assert taken.stderr.splitlines() == [f"Error: the name 'counter' is already registered on a@{HOST}"]
+    assert {row["pid"] for row in cli.ps_json("a")} == before  # nothing new runs
+    unnamed = cli.spawn("a", name=None)  # a counter without --name has no name
+    rows = {row["pid"]: row for row in cli.ps_json("a")}
+    assert rows[unnamed]["registered_name"] is None and rows[first]["registered_name"] == "counter"
+
+
 def test_failures_are_one_error_line_and_a_nonzero_exit(cli: Cli) -> None:
     cli.start("a")
     remote = cli.run("rpc", "a", "builtins:int", "x", expect=1)
@@ -305,7 +319,7 @@ def test_cluster_script_ps_lists_the_actors_of_both_nodes_and_down_leaves_nothin
     assert os.getsid(epmd_pid) == epmd_pid  # the port mapper too is detached
 
     counter = cli.spawn("node1")
-    pong = cli.spawn("node2", "mpactors.demo:pong")
+    pong = cli.spawn("node2", "mpactors.demo:pong", name="pong")
     answer = cli.run("rpc", "node1", "mpactors.demo:ping", f"node2@{HOST}", "2").stdout
     assert answer == f"[('pong', 'node2@{HOST}', 0), ('pong', 'node2@{HOST}', 1)]\n"
     assert cli.run("nodes", "node1").stdout == f"node2@{HOST}\n"

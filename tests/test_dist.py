@@ -529,3 +529,23 @@ def test_a_message_never_overtakes_a_link_sent_before_it() -> None:
             target = mpactors.spawn(exit_on_go, "boom")
             mpactors.spawn(link_then_send, target, me, node=b.name)
             assert recv(("linked exit", ANY)) == ("linked exit", "boom")
+
+
+def _dist_threads() -> "list[str]":
+    """The distribution layer's long-lived threads in this process (handshake threads excluded)."""
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("mpactors-dist"))
+
+
+def test_the_distribution_layer_has_one_event_loop_thread_whatever_the_number_of_peers() -> None:
+    with run_node() as b, run_node() as c, local_node():
+        before = _dist_threads()
+        assert "mpactors-dist-loop" in before
+        assert mpactors.ping(b.name) == "pong"
+        one = _dist_threads()
+        assert mpactors.ping(c.name) == "pong"
+        two = _dist_threads()
+        assert before == one == two, (before, one, two)
+        assert b.call(f"mpactors.ping({c.name!r})") == "pong"  # and the traffic flows
+        pid = mpactors.spawn(echo, node=c.name)
+        mpactors.send(pid, (mpactors.self(), "hi"))
+        assert recv(("echo", pid, ANY)) == ("echo", pid, "hi")

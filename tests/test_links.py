@@ -11,6 +11,7 @@ process, which traps exits where a test needs ``ExitSignal`` messages.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 import pytest
@@ -380,3 +381,28 @@ def test_exit_normal_sent_to_oneself_ends_a_process_that_does_not_trap_exits(nod
 def test_exit_normal_sent_to_oneself_while_trapping_is_a_message(node: mpactors.Node) -> None:
     pid, ref = mpactors.spawn_monitor(exit_self_normal, True)
     assert mpactors.receive(Down, timeout=SHORT_TIMEOUT) == Down(ref, pid, ("survived", ExitSignal(pid, "normal")))
+
+
+class _SlowSetName:
+    """A descriptor whose ``__set_name__`` waits: an exit signal lands inside it."""
+
+    def __init__(self, report_to: Pid) -> None:
+        self.report_to = report_to
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        mpactors.send(self.report_to, "in __set_name__")
+        time.sleep(LONG_TIMEOUT)
+
+
+def define_a_class_slowly(report_to: Pid) -> None:
+    type("Slow", (), {"attr": _SlowSetName(report_to)})
+
+
+def test_an_actor_ended_by_an_exit_signal_inside_set_name_dies_with_the_signals_reason(node: mpactors.Node) -> None:
+    # Python 3.9-3.11 wrap an exception raised in __set_name__ in a RuntimeError;
+    # the actor must still die with the exit signal's reason, not a Crash
+    # (seen under spawn and load: the signal reached an actor still importing).
+    pid, ref = mpactors.spawn_monitor(define_a_class_slowly, mpactors.self())
+    mpactors.receive("in __set_name__", timeout=LONG_TIMEOUT)
+    mpactors.exit(pid, "custom-reason")
+    assert mpactors.receive(Down, timeout=LONG_TIMEOUT) == Down(ref, pid, "custom-reason")

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import subprocess
@@ -52,6 +53,9 @@ def ignore_sigterm_and_spin(report_to: Pid) -> None:
 
 
 def sleep_in_c() -> None:
+    # pytest's faulthandler, inherited through fork, would print a "Fatal
+    # Python error" traceback into the run's output when a test SIGSEGVs us.
+    faulthandler.disable()
     time.sleep(LONG_TIMEOUT)
 
 

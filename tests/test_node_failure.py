@@ -145,3 +145,28 @@ def test_ping_of_a_frozen_node_answers_pang_in_bounded_time_without_holding_up_o
         _, answer, took = mpactors.receive(("pinged", ANY, ANY), timeout=SHORT_TIMEOUT)
         assert (answer, took < 2.0) == ("pong", True)
         assert mpactors.nodes() == [c.name]
+
+
+def test_a_stopped_peer_that_cannot_take_more_bytes_does_not_stall_the_others() -> None:
+    # b is stopped (SIGSTOP) with megabytes on their way to it: its socket is
+    # full and this node keeps the rest. Traffic with c must still flow (one
+    # event loop serves every peer), and b gets everything once it resumes.
+    with run_node() as b, run_node() as c, local_node():
+        me = mpactors.self()
+        sink = mpactors.spawn(count_bytes, me, 8, node=b.name)
+        echo_pid = mpactors.spawn(forward, me, node=c.name)
+        b.pause()
+        for _ in range(8):
+            mpactors.send(sink, bytes(4 * 1024 * 1024))
+        for i in range(20):
+            mpactors.send(echo_pid, ("via c", i))
+            assert mpactors.receive(("forwarded", echo_pid, ANY), timeout=SHORT_TIMEOUT)[2] == ("via c", i)
+        b.resume()
+        assert mpactors.receive(("bytes", ANY), timeout=LONG_TIMEOUT) == ("bytes", 8 * 4 * 1024 * 1024)
+
+
+def count_bytes(report_to: mpactors.Pid, n: int) -> None:
+    total = 0
+    for _ in range(n):
+        total += len(mpactors.receive())
+    mpactors.send(report_to, ("bytes", total))

@@ -219,6 +219,44 @@ def test_every_process_the_fixtures_started_is_gone_after_the_test_even_a_failed
     wait_until(lambda: all_gone(pids), what=f"processes {pids} to be gone")
 
 
+def test_a_port_mapper_a_test_left_running_detached_fails_it_and_is_stopped(
+    user_tests: Callable[..., Any], mpactors_home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import secrets
+
+    from mpactors.testing import processes_with_env
+
+    probe = secrets.token_hex(8)
+    monkeypatch.setenv("LEAK_PROBE", probe)  # to find what the user's run leaves, and only that
+    try:
+        result = user_tests(
+            """
+            import os, socket, subprocess, sys
+
+            # A node in a process that ends: the port mapper it starts is no child of the test.
+            NODE = "import mpactors; mpactors.Node('leaky', cookie='leak-check').start().stop()"
+
+            def test_leaves_a_port_mapper(mpactors_node):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    port = s.getsockname()[1]
+                env = dict(os.environ, MPACTORS_EPMD_PORT=str(port))
+                subprocess.run([sys.executable, "-c", NODE], check=True, timeout=60, env=env)
+
+            def test_leaves_nothing(mpactors_node):
+                pass
+            """
+        )
+        result.assert_outcomes(passed=2, errors=1)
+        result.stdout.fnmatch_lines(["*process outlived the test (killed): * mpactors epmd port * (not a child*"])
+        assert processes_with_env("LEAK_PROBE", probe) == []
+    finally:
+        leaked = processes_with_env("LEAK_PROBE", probe)
+        for p in leaked:
+            p.kill()
+        psutil.wait_procs(leaked, timeout=10)
+
+
 @pytest.mark.timeout(180)
 def test_a_test_that_times_out_dumps_the_stacks_of_its_nodes_and_actors(user_tests: Callable[..., Any]) -> None:
     # The test hangs only once both actors run (they say so first): a slow

@@ -2,7 +2,7 @@
 
 Every local process (actor or the node's main process) writes its remote
 sends into one pipe of its node, framed like a mailbox (``mailbox.py``); the
-distribution layer's router thread reads them and hands each body, unchanged,
+distribution layer's event loop reads them and hands each body, unchanged,
 to the connection for that node. The core defines the record, the
 distribution layer carries it; the body is the frame body of
 :mod:`mpactors.dist._wire`::

@@ -164,7 +164,18 @@ def _die_with_parent(parent: int) -> None:
             os._exit(1)
 
 
+# Set once SIGTERM arrived: the node decided this actor's exit reason, and
+# whatever exception the actor's code ends with after that is only the
+# consequence (Python 3.9-3.11 wrap an exception raised in a class body's
+# ``__set_name__`` in a RuntimeError; user code may catch ``Terminated`` and
+# raise something else). Erlang's rule: a killed process dies with the
+# signal's reason, whatever it was doing.
+_terminated = False
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
     raise Terminated()
 
 
@@ -268,13 +279,13 @@ class ActorProc:
                 if run_actor(result, self.mailbox):
                     return None  # an exit signal cancelled it: the node knows the reason
             return "normal"
-        except Terminated:
-            return None
-        except ProcessExit as exc:
-            return exc.reason
-        except SystemExit as exc:
-            return "normal" if exc.code in (None, 0) else exc.code
         except BaseException as exc:  # noqa: BLE001 - every outcome is a reason
+            if _terminated or isinstance(exc, Terminated):
+                return None  # ended by the node, which knows the reason (see _terminated)
+            if isinstance(exc, ProcessExit):
+                return exc.reason
+            if isinstance(exc, SystemExit):
+                return "normal" if exc.code in (None, 0) else exc.code
             text = traceback.format_exc()
             log.error("actor %s (%s) crashed:\n%s", self.pid, self.fn_name, text.rstrip())
             return Crash(type(exc).__name__, str(exc), text)

@@ -23,6 +23,8 @@ spawn 100 / 1,000          bare multiprocessing.Process, same start method  <= 1
 idle actor USS             a bare idle child                                <= 2.0x
 ring 100 x 1,000           100 bare children linked by Queues               (none)
 16-node mesh               (seconds until every node sees the 15 others)    (none)
+48-node mesh               (seconds until every node sees the 47 others)    <= 5 s
+48-node mesh, idle         (busiest node's CPU use, % of one CPU, at rest)  < 1%
 timer lateness             a bare child's Connection.poll(timeout)          <= 10 ms (95th percentile)
 aio round trip             the blocking round trip, same run                <= 1.3x
 aio.call (main loop)       blocking genserver.call from the main process    (none)
@@ -34,13 +36,17 @@ baseline right before mpactors, so drift in the machine's load hits both.
 ``--json`` prints the rows as JSON; ``--peers pykka,thespian`` adds those
 libraries (the ``bench`` extra) side by side. Every process the benchmark
 starts is stopped before it returns, including the port mapper of the remote
-benchmarks, which runs on a private port.
+benchmarks, which runs on a private port. The final sweep also finds
+processes that are not its children: each run sets ``MPACTORS_BENCH_RUN`` to
+a value of its own, inherited by every process it starts, so a port mapper a
+node started detached (its parent is init) is stopped and reported too.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -94,6 +100,8 @@ class Settings:
     peer_n: int
     start_method: str
     timers_n: int = 50
+    mesh_large: int = 48  # nodes of the large mesh (target: complete within 5 s)
+    mesh_idle: float = 5.0  # seconds of rest over which its nodes' CPU use is measured
     transit_bytes: int = 64 * _MIB
     fds_actors: int = 100
     tls_rt_rounds: int = 2000
@@ -118,7 +126,7 @@ class Settings:
             tput={"small": 5000, "1k": 5000, "64k": 300, "1m": 20, "16m": 3},
             remote_rt_rounds=500, remote_tput={"small": 5000, "1k": 2000, "64k": 200, "1m": 10},
             spawn_small=100, spawn_large=250, spawn_large_reps=1, uss_children=4,
-            ring_n=20, ring_m=100, ring_reps=1, mesh_nodes=16, mesh_reps=1,
+            ring_n=20, ring_m=100, ring_reps=1, mesh_nodes=16, mesh_reps=1, mesh_large=24, mesh_idle=1.0,
             peer_rounds=500, peer_n=2000, start_method=start_method, quick=True, timers_n=20,
             transit_bytes=16 * _MIB, fds_actors=20, tls_rt_rounds=300, tls_tput={"small": 2000, "64k": 100},
         )
@@ -367,8 +375,25 @@ def _mesh(s: Settings) -> List[Row]:
             except BenchError as exc:
                 raise BenchError(f"{exc}\n{remote.node_logs(env)}") from None
 
+    large = Row("mesh_48", f"{s.mesh_large}-node mesh on one host, fully connected", "s", "lower",
+                target_abs=5.0, params={"nodes": s.mesh_large},
+                note="from 'go' (all nodes started and registered) until every nodes() has all others")
+    idle = Row("mesh_48_idle_cpu", f"{s.mesh_large}-node mesh at rest, busiest node's CPU use", "%", "lower",
+               target_abs=1.0, params={"nodes": s.mesh_large, "seconds": s.mesh_idle},
+               note="percent of one CPU, the node process's threads, after the mesh is complete")
+
+    def step_large() -> None:
+        with remote.cluster_env() as env:
+            try:
+                seconds, cpu = remote.mesh_run(env, s.mesh_large, s.mesh_idle)
+            except BenchError as exc:
+                raise BenchError(f"{exc}\n{remote.node_logs(env)}") from None
+            large.samples.append(seconds)
+            idle.samples.append(max(cpu, 1e-6))
+
     _repeat([row], s.mesh_reps, [step])
-    return [row]
+    _repeat([large, idle], s.mesh_reps, [step_large])
+    return [row, large, idle]
 
 
 _TIMER_DELAY = 0.02
@@ -417,7 +442,7 @@ GROUP_ROWS: Dict[str, List[str]] = {
     "remote": ["remote_rt", "remote_rt_relay"] + [f"remote_tput_{k}" for k, _ in _REMOTE_SIZES],
     "transit": ["transit_recv", "transit_send"], "fds": ["fds_per_actor"],
     "tls": ["tls_rt"] + [f"tls_tput_{k}" for k, _ in _TLS_SIZES] + ["tls_rt_raw"],
-    "spawn": ["spawn_100", "spawn_1000"], "uss": ["idle_uss"], "ring": ["ring"], "mesh": ["mesh_16"],
+    "spawn": ["spawn_100", "spawn_1000"], "uss": ["idle_uss"], "ring": ["ring"], "mesh": ["mesh_16", "mesh_48", "mesh_48_idle_cpu"],
     "timers": ["timer_lateness"],
     "aio": ["aio_rt", "aio_call"],
 }
@@ -507,18 +532,36 @@ def _stop_mp_helpers() -> None:
             pass
 
 
+#: Set to a value private to the run; every process the run starts inherits it.
+_RUN_VARIABLE = "MPACTORS_BENCH_RUN"
+
+
 def _leftovers() -> List[str]:
-    """Kill and name any process of ours still alive (there should be none)."""
+    """Kill and name any process of ours still alive (there should be none).
+
+    Ours are this process's descendants and, detached ones included, the
+    processes carrying this run's ``MPACTORS_BENCH_RUN`` (no other run's).
+    """
     import psutil
 
     _stop_mp_helpers()
+    me, run_id = psutil.Process(), os.environ.get(_RUN_VARIABLE)
+    procs = {p.pid: p for p in me.children(recursive=True)}
+    if run_id:
+        for p in psutil.process_iter():
+            try:
+                if p.pid != me.pid and p.environ().get(_RUN_VARIABLE) == run_id:
+                    procs.setdefault(p.pid, p)
+            except psutil.Error:  # gone, or not ours to read
+                pass
     found = []
-    for p in psutil.Process().children(recursive=True):
+    for p in procs.values():
         try:
-            found.append(f"{p.pid} {' '.join(p.cmdline())[:80]}")
+            found.append(f"{p.pid} {' '.join(p.cmdline()).strip()[:80]}")
             p.kill()
         except psutil.Error:
             pass
+    psutil.wait_procs(list(procs.values()), timeout=10)
     return found
 
 
@@ -549,6 +592,7 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the suite; exit status 1 if a benchmark failed (a missed target is not a failure)."""
     args = _parse(argv)
+    os.environ[_RUN_VARIABLE] = f"{os.getpid()}-{secrets.token_hex(8)}"
     signal.signal(signal.SIGTERM, _on_sigterm)
     raise_fd_limit()
     make = Settings.quick_run if args.quick else Settings.full

@@ -36,7 +36,7 @@ from ._local import payload_of
 from ._util import WAIT, BenchError, Sub, die_with_parent, per_round, running, wait_conn
 
 __all__ = [
-    "cluster_env", "RemotePair", "mesh_time", "rt_raw_tcp", "tput_raw_tcp", "rt_raw_relay", "node_main",
+    "cluster_env", "RemotePair", "mesh_time", "mesh_run", "cpu_ns", "rt_raw_tcp", "tput_raw_tcp", "rt_raw_relay", "node_main",
     "node_logs", "rss_kib", "reset_peak", "rt_raw_socket",
 ]
 
@@ -166,6 +166,16 @@ def _nodes(env: Dict[str, str], specs: List[tuple]) -> Iterator[List[Sub]]:
 # -- the mesh ------------------------------------------------------------------------
 def mesh_time(env: Dict[str, str], n: int, timeout: float = WAIT) -> float:
     """Seconds from 'go' until each of ``n`` fresh nodes has ``n - 1`` entries in ``nodes()``."""
+    return mesh_run(env, n, 0.0, timeout)[0]
+
+
+def mesh_run(env: Dict[str, str], n: int, idle: float, timeout: float = WAIT) -> "tuple[float, float]":
+    """:func:`mesh_time`, and then the busiest node's CPU use (percent of one CPU) over ``idle`` s of quiet.
+
+    Every node has started and registered with the port mapper before 'go'.
+    The CPU figure is the node process's threads' time on a CPU
+    (``/proc/PID/task/*/schedstat``), not its actors' (it has none).
+    """
     names = [f"mesh{i}" for i in range(n)]
     with _nodes(env, [("mesh", name, names[0], str(n)) for name in names]) as nodes:
         full = [s.recv(timeout, what="a mesh node to start")["ready"] for s in nodes]
@@ -174,7 +184,29 @@ def mesh_time(env: Dict[str, str], n: int, timeout: float = WAIT) -> float:
         for s in nodes:
             s.send({"op": "go", "seed": seed})
         done = [s.recv(timeout, what="a mesh node to see every other node") for s in nodes]
-    return max(d["full"] for d in done) - t0
+        cpu = 0.0
+        if idle > 0:
+            time.sleep(0.5)  # the last NodeUp messages and 'peers' lists settle
+            before = [cpu_ns(s.proc.pid) for s in nodes]
+            start = time.monotonic()
+            time.sleep(idle)
+            after = [cpu_ns(s.proc.pid) for s in nodes]
+            wall = time.monotonic() - start
+            cpu = max(b - a for a, b in zip(before, after)) / 1e9 / wall * 100
+    return max(d["full"] for d in done) - t0, cpu
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds every thread of process ``pid`` has spent on a CPU (Linux ``schedstat``)."""
+    total = 0
+    task = f"/proc/{pid}/task"
+    for tid in os.listdir(task):
+        try:
+            with open(f"{task}/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 # -- the node subprocess ----------------------------------------------------------------

@@ -355,19 +355,26 @@ def rpc_(node: str, function: str, args: List[str], cookie: Optional[str], timeo
 @node_argument
 @click.argument("function", metavar="MODULE:FUNCTION")
 @click.argument("args", nargs=-1)
+@click.option("--name", "-n", metavar="NAME", help="Register the actor under NAME before returning.")
 @cookie_option
-def spawn(node: str, function: str, args: List[str], cookie: Optional[str]) -> None:
+def spawn(node: str, function: str, args: List[str], name: Optional[str], cookie: Optional[str]) -> None:
     """Start an actor running MODULE:FUNCTION(ARG...) on NODE and print its pid.
 
     MODULE must be importable on NODE. Each ARG is a Python literal when it
-    parses as one, else a string.
+    parses as one, else a string. With --name, the actor is registered under
+    NAME on NODE before the command returns (a taken name is refused and
+    nothing is started).
 
-    Example: mpactors spawn a mpactors.demo:counter
+    Example: mpactors spawn a mpactors.demo:counter --name counter
     """
     _check_target(function)
     check_reachable(node)
     with hidden_node(cookie):
-        pid = rpc.call(node, "mpactors.cli._common:spawn_named", function, parse_args(args), timeout=CLI_TIMEOUT)
+        pid = rpc.call(
+            node, "mpactors.cli._common:spawn_named", function, parse_args(args), name, timeout=CLI_TIMEOUT,
+        )
+    if not isinstance(pid, Pid):
+        raise click.ClickException(str(pid))
     click.echo(str(pid))
 
 

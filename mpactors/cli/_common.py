@@ -12,7 +12,7 @@ import importlib
 import logging
 import os
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar, Union
 
 import click
 
@@ -218,13 +218,33 @@ def human_bytes(n: Optional[int]) -> Optional[str]:
     return None  # pragma: no cover
 
 
-def spawn_named(target: str, args: Sequence[Any]) -> Pid:
+def spawn_named(target: str, args: Sequence[Any], name: Optional[str] = None) -> Union[Pid, str]:
     """Run on the target node by ``mpactors spawn``: start ``module:function(*args)`` there.
 
     Resolving the function on the node (not in the CLI) means it only has to
-    be importable where it runs, and the actor's title names it.
+    be importable where it runs, and the actor's title names it. With
+    ``name``, the actor is registered under it before this returns (Erlang's
+    ``register(Name, spawn(...))``), so a ``send`` to the name right after the
+    command finds it; a name that is taken is refused before anything starts,
+    and if it was taken in between, the new actor is killed, not left unnamed.
+
+    Returns the new pid, or why nothing was started (a one-line message:
+    ``target`` names nothing callable, or ``name`` is taken).
     """
-    return primitives.spawn(resolve_function(target), *args)
+    try:
+        function = resolve_function(target)
+        if name is not None and primitives.whereis(name) is not None:
+            raise BadArg(f"the name {name!r} is already registered on {primitives.node()}")
+    except BadArg as exc:
+        return str(exc)
+    pid = primitives.spawn(function, *args)
+    if name is not None:
+        try:
+            primitives.register(name, pid)
+        except BadArg as exc:
+            primitives.exit(pid, "kill")
+            return str(exc)
+    return pid
 
 
 def resolve_function(target: str) -> Callable[..., Any]:

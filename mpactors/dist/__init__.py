@@ -9,7 +9,9 @@ concept:
 
 * :mod:`._handshake` - the handshake, both sides (step table there), and
   :mod:`._auth` its cookie challenge; :mod:`._tls` the optional TLS carrier;
-* :mod:`._peer` - one connection: batching writer, reader, ticks;
+* :mod:`._peer` - one connection: send and receive buffers, ticks;
+* :mod:`._loop` - the node's one event loop thread: the router pipe and every
+  established connection (reads, writes, ticks, the net tick timeout);
 * :mod:`._router` - local processes' remote sends out, incoming frames in;
 * :mod:`._control` - control frames (links, monitors, exit signals, spawn,
   info) <-> calls of the core's public methods;
@@ -17,8 +19,9 @@ concept:
   ``kernel.node_down``;
 * :mod:`._wire` - the frames on an established connection (byte table).
 
-The kernel never waits on the network: handshakes run in threads of their
-own and hand their result to the kernel thread with ``kernel.cast``.
+The kernel never waits on the network: handshakes run in short-lived threads
+of their own and hand their result to the kernel thread with ``kernel.cast``;
+the established connection's socket then belongs to the event loop.
 """
 from __future__ import annotations
 
@@ -42,8 +45,9 @@ from ..tls import TLS
 from ._auth import AuthFailed
 from ._control import Control
 from ._handshake import DUPLICATE, PROTOCOL_VERSION, Identity, accept, ask_alive, dial, refuse, send_ok, set_timeouts
+from ._loop import EventLoop
 from ._nodedown import NodeDownDetector, tick_interval
-from ._peer import Peer
+from ._peer import Buffer, Peer
 from ._router import Router
 from ._tls import Transport
 
@@ -67,8 +71,8 @@ class NodeOptions(Protocol):
 class Distribution:
     """A node's distribution layer: listener, port mapper registration, peers.
 
-    ``peers`` is owned by the kernel thread; readers and writers hand events
-    to it with ``kernel.cast``.
+    ``peers`` is owned by the kernel thread; the event loop hands events to
+    it with ``kernel.cast``.
     """
 
     kernel: Kernel  # set by ``start``
@@ -108,17 +112,19 @@ class Distribution:
 
     def private_fds(self) -> List[int]:
         """Descriptors an actor forked from the node must close."""
-        return [self._listen_socket().fileno(), *self.registration.fds(), self.router.private_fd]
+        return [self._listen_socket().fileno(), *self.registration.fds(), self.router.private_fd, *self.loop.fds()]
 
     def start(self, kernel: Kernel) -> None:
-        """Build the parts that need the kernel and start the accept and router threads."""
+        """Build the parts that need the kernel and start the accept and event loop threads."""
         self.kernel = kernel
         self.router = Router(self, kernel)
         self.route_conn: Connection = self.router.conn
         self.control = Control(self, kernel)
         self.detector = NodeDownDetector(kernel, self.peers, self.control, self._fire_waiters)
+        self.loop = EventLoop(self.router.private_fd, self.router.drain, self.connection_lost, kernel.private_fds,
+                              kernel.close_private)
         threading.Thread(target=self._accept_loop, name="mpactors-dist-accept", daemon=True).start()
-        self.router.start()
+        self.loop.start()
         self.registration.start(kernel)
         self.seeds.start()
 
@@ -235,15 +241,19 @@ class Distribution:
 
     def _established(self, peer: Peer, conn: Connection, creation: int, hidden: bool, ticktime: float) -> None:
         set_timeouts(conn, 0)
-        peer.sock, peer.direct = self.transport.sender(conn)
-        self.kernel.private_fds.add(peer.sock.fileno())
+        sock, tls = self.transport.established(conn)
+        self.kernel.private_fds.add(sock.fileno())
+        if not tls:
+            self.kernel.close_private(conn)  # the loop has a duplicate
         peer.conn = conn
         peer.creation = creation
         peer.hidden = bool(hidden)
         peer.tick_interval = tick_interval(self.ticktime, ticktime)
-        peer.up = True
-        self.kernel.private_fds.add(conn.fileno())
-        peer.start()
+        with peer.cond:
+            peer.sock, peer.tls = sock, tls
+            peer.loop = self.loop
+            peer.up = True
+        self.loop.add(peer)
         log.log(logging.DEBUG if peer.hidden else logging.INFO, "connected to %s%s", peer.name, " (hidden)" if peer.hidden else "")
         if not self.hidden and not peer.hidden:
             peer.ctrl("peers", self.visible_nodes())
@@ -256,8 +266,8 @@ class Distribution:
             fn(ok)
 
     # -- events of peers and the router (PeerEvents, RouterOwner) ------------------
-    def handle_batch(self, peer: Peer, data: bytes) -> None:
-        """Reader thread: a batch of frames from ``peer``."""
+    def handle_batch(self, peer: Peer, data: Buffer) -> None:
+        """Event loop: a batch of frames from ``peer``."""
         self.router.deliver(peer, data)
 
     def handle_ctrl(self, peer: Peer, msg: tuple) -> None:
@@ -268,7 +278,7 @@ class Distribution:
         """Any thread: the connection to ``peer`` is gone."""
         self.detector.connection_lost(peer, why)
 
-    def close_private(self, closable: Union[socket.socket, Connection]) -> None:
+    def close_private(self, closable: Any) -> None:
         self.kernel.close_private(closable)
 
     # -- DistPort: what the kernel asks ------------------------------------------------
@@ -372,6 +382,7 @@ class Distribution:
         self.listener.close()
         self.registration.close()
         self.router.close()
+        self.loop.stop(config.STOP_TIMEOUT)
 
 
 def start(node: NodeOptions) -> Distribution:

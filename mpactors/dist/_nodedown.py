@@ -1,10 +1,11 @@
 """Node-down detection: how a lost connection becomes ``node_down`` in the core.
 
-A connection is lost when (all in :class:`~mpactors.dist._peer.Peer`):
+A connection is lost when (all seen by the node's event loop,
+:mod:`mpactors.dist._loop`, on a :class:`~mpactors.dist._peer.Peer`):
 
-* **ticks stop**: each writer sends a TICK after ``ticktime/4`` of silence,
-  so a reader that hears nothing for ``ticktime`` declares the peer down
-  (``net tick timeout``, as in Erlang);
+* **ticks stop**: the loop sends a TICK on a connection after ``ticktime/4``
+  of silence, so a peer it hears nothing from for ``ticktime`` is declared
+  down (``net tick timeout``, as in Erlang; checked when its select times out);
 * the peer closes it (end of file), or a send or receive fails;
 * the node asks (``disconnect_node``), or a new connection replaces it.
 
@@ -30,7 +31,7 @@ log = logging.getLogger("mpactors.dist")
 
 
 def tick_interval(ours: float, theirs: float) -> float:
-    """Seconds of silence after which a writer sends a TICK: a quarter of the smaller ticktime."""
+    """Seconds of silence after which the event loop sends a TICK: a quarter of the smaller ticktime."""
     return min(ours, float(theirs)) / 4
 
 
@@ -54,7 +55,7 @@ class NodeDownDetector:
             return
         was_up = peer.up
         peer.up = False
-        peer.close()  # its threads close the descriptors (Kernel.close_private)
+        peer.close()  # the event loop closes the socket (Kernel.close_private)
         if self.peers.get(peer.name) is peer:
             del self.peers[peer.name]
         self.fire_waiters(peer, False)

@@ -1,11 +1,12 @@
 """The router: messages between local processes and other nodes, both ways.
 
 Outgoing: every local process writes its remote sends into its node's router
-pipe (:mod:`mpactors._core._route`); :meth:`Router.drain` (the router thread,
-or the kernel before it sends a signal) forwards each body, unchanged, to the
+pipe (:mod:`mpactors._core._route`); :meth:`Router.drain` (the node's event
+loop, :mod:`mpactors.dist._loop`, when the pipe is readable, or the kernel
+before it sends a signal) forwards each body, unchanged and uncopied, to the
 connection for its node, one batch per peer per drain.
 
-Incoming: a peer's reader thread hands each batch to :meth:`Router.deliver`.
+Incoming: the event loop hands each batch read from a peer to :meth:`Router.deliver`.
 MSG and NAMED frames go straight into local mailboxes; from the first CTRL
 frame on, the rest of the batch - and every batch after it until the kernel
 has caught up - goes to the kernel thread, so a message never overtakes a
@@ -14,17 +15,17 @@ signal sent before it.
 from __future__ import annotations
 
 import logging
-import select
 import threading
 from multiprocessing.connection import Connection
-from typing import Callable, Dict, List, Optional, Protocol, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Tuple, cast
 
 from .. import _codec, config
 from .._core._kernel import Kernel
 from .._core._route import route_frame
+from .._core._bulk import load as load_bulk
 from .._core.mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
 from ..errors import MpactorsError
-from ._peer import Peer
+from ._peer import Buffer, Peer
 from ._wire import CTRL, FRAME, MSG, MSG_HDR, NAME_HDR, NAMED, ROUTE, TICK
 
 __all__ = ["Router", "RouterOwner"]
@@ -49,14 +50,31 @@ class RouterOwner(Protocol):
         """Any thread: the connection to ``peer`` is gone."""
 
 
+class _RouteReader(RawReader):
+    """The router pipe's reader: a large record stays in its shared-memory file.
+
+    The mapping (an ``mmap``) is queued as the record's body, and the event
+    loop sends from it: no copy of a large message in the sending node. It is
+    unmapped when the last view of it has been written.
+    """
+
+    def _deliver_bulk(self, ref: bytes, sender: int, flags: int) -> None:
+        try:
+            body = load_bulk(ref)
+        except (OSError, ValueError) as exc:
+            log.error("the router lost a large message from local process %d: %s", sender, exc)
+            return
+        self.queue.append(body)
+
+
 class Router:
-    """The router pipe and its thread; delivery of incoming frames."""
+    """The router pipe (read by the event loop); delivery of incoming frames."""
 
     def __init__(self, owner: RouterOwner, kernel: Kernel) -> None:
         self.owner = owner
         self.kernel = kernel
         r, w = make_pipe()
-        self.reader = RawReader(r, owner="router")
+        self.reader = _RouteReader(r, owner="router")
         self.lock = threading.Lock()
         # Every local process writes its remote sends here (the write end is
         # inherited or passed like a mailbox's); actors keep it, the read end
@@ -64,9 +82,6 @@ class Router:
         self.conn = Connection(w, readable=False)
         self.writer = MailboxWriter(w)
         self.private_fd = r
-
-    def start(self) -> None:
-        threading.Thread(target=self._loop, name="mpactors-dist-router", daemon=True).start()
 
     def close(self) -> None:
         self.writer.dead = True
@@ -82,14 +97,6 @@ class Router:
         """
         self.writer.put(route_frame(dest, payload), 0)
 
-    def _loop(self) -> None:
-        poller = select.poll()
-        poller.register(self.reader.fd, select.POLLIN)
-        while True:
-            poller.poll()
-            if not self.drain():
-                return
-
     def drain(self) -> bool:
         """Forward every remote send written so far; False once the router is closed.
 
@@ -100,11 +107,12 @@ class Router:
             return True
         try:
             bodies, alive = self.reader.take()
-            by_node: Dict[str, List[Tuple[int, bytes]]] = {}
+            by_node: Dict[str, List[Tuple[int, Buffer]]] = {}
             for body in bodies:  # one message on the wire per peer per drain
                 kind, n = ROUTE.unpack_from(body)
-                node = body[3 : 3 + n].decode("utf-8", "replace")
-                by_node.setdefault(node, []).append((kind, body[3 + n :]))
+                node = bytes(body[3 : 3 + n]).decode("utf-8", "replace")
+                rest = body[3 + n :] if len(body) < 4096 else memoryview(body)[3 + n :]  # large: no copy
+                by_node.setdefault(node, []).append((kind, rest))
             for node, items in by_node.items():
                 self._send_to(node, items)
             return alive
@@ -113,7 +121,7 @@ class Router:
         finally:
             self.lock.release()
 
-    def _send_to(self, node: str, items: List[Tuple[int, bytes]]) -> None:
+    def _send_to(self, node: str, items: List[Tuple[int, Buffer]]) -> None:
         peer = self.owner.peers.get(node)
         if peer is None or peer.closed:
             if node == self.owner.name or self.owner.closing:
@@ -125,20 +133,20 @@ class Router:
         peer.put_many(items)
 
     # -- incoming ---------------------------------------------------------------------
-    def deliver(self, peer: Peer, data: bytes) -> None:
-        """Reader thread: deliver a batch of frames from ``peer`` (order kept, see above)."""
+    def deliver(self, peer: Peer, data: Buffer) -> None:
+        """Event loop: deliver a batch of frames from ``peer`` (order kept, see above)."""
         with peer.cond:
             if peer.in_kernel:
                 peer.in_kernel += 1
-                self.kernel.cast(self._kernel_batch, peer, data, 0)
+                self.kernel.cast(self._kernel_batch, peer, bytes(data), 0)  # ``data`` may be reused
                 return
         start = self._deliver_frames(peer, data, 0, stop_at_ctrl=True)
         if start is not None:
             with peer.cond:
                 peer.in_kernel += 1
-            self.kernel.cast(self._kernel_batch, peer, data, start)
+            self.kernel.cast(self._kernel_batch, peer, data if type(data) is bytes else bytes(data), start)
 
-    def _kernel_batch(self, peer: Peer, data: bytes, start: int) -> None:
+    def _kernel_batch(self, peer: Peer, data: Buffer, start: int) -> None:
         """Kernel thread: the rest of a batch, control messages included, in order."""
         try:
             self._deliver_frames(peer, data, start, stop_at_ctrl=False)
@@ -146,17 +154,21 @@ class Router:
             with peer.cond:
                 peer.in_kernel -= 1
 
-    def _deliver_frames(self, peer: Peer, data: bytes, pos: int, stop_at_ctrl: bool) -> Optional[int]:
+    def _deliver_frames(self, peer: Peer, data: Buffer, pos: int, stop_at_ctrl: bool) -> Optional[int]:
         """Deliver frames from ``pos``; with ``stop_at_ctrl``, the offset of the first control frame.
 
         Consecutive messages for one mailbox go in as few pipe writes as
-        possible; anything else flushes them first, so order holds.
+        possible; anything else flushes them first, so order holds. A large
+        batch (a buffer of its own) is read through a memoryview: its bodies
+        reach the mailbox writer (or its shared-memory file) uncopied.
         """
         end = len(data)
+        if end > 65536 and not isinstance(data, memoryview):
+            data = memoryview(data)
         unpack = FRAME.unpack_from
         writer_for, whereis = self.kernel.writer_for, self.kernel.whereis
         target: Optional[MailboxWriter] = None
-        pending: List[bytes] = []
+        pending: List[Buffer] = []
         while pos < end:
             kind, n = unpack(data, pos)
             if kind == CTRL and stop_at_ctrl:
@@ -170,24 +182,24 @@ class Router:
                 payload = body[8:]
             elif kind == NAMED:
                 (k,) = NAME_HDR.unpack_from(body)
-                pid = whereis(body[2 : 2 + k].decode("utf-8", "replace"))
+                pid = whereis(bytes(body[2 : 2 + k]).decode("utf-8", "replace"))
                 w = writer_for(pid.id, pid.creation) if pid is not None else None
                 payload = body[2 + k :]
             if w is not None:
                 if w is not target:
                     if target is not None and pending:
-                        target.put_many(pending, REMOTE_SENDER)
+                        target.put_many(cast(List[bytes], pending), REMOTE_SENDER)
                     target, pending = w, []
                 pending.append(payload)
                 continue
             if kind in (MSG, NAMED):
                 continue  # no such process: dropped, as in Erlang
             if target is not None and pending:
-                target.put_many(pending, REMOTE_SENDER)
+                target.put_many(cast(List[bytes], pending), REMOTE_SENDER)
                 target, pending = None, []
             if kind == CTRL:
                 try:
-                    msg = _codec.loads(body)
+                    msg = _codec.loads(bytes(body))
                 except Exception as exc:  # noqa: BLE001
                     log.error("dropped a control message from %s that cannot be unpickled: %s", peer.name, exc)
                     continue
@@ -197,5 +209,5 @@ class Router:
                 self.owner.connection_lost(peer, f"unknown frame kind {kind}")
                 return None
         if target is not None and pending:
-            target.put_many(pending, REMOTE_SENDER)
+            target.put_many(cast(List[bytes], pending), REMOTE_SENDER)
         return pos if pos < end else None

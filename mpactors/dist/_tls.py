@@ -2,8 +2,8 @@
 
 :class:`Transport` is the connection factory of :mod:`mpactors.dist`. Without
 TLS it hands back exactly what the plain code always used (a
-``multiprocessing.connection.Connection``, and a duplicate socket for direct
-sends). With :class:`~mpactors.tls.TLS` settings, the accepting side runs the
+``multiprocessing.connection.Connection``; once established, a duplicate of
+its socket goes to the node's event loop). With :class:`~mpactors.tls.TLS` settings, the accepting side runs the
 TLS handshake in its per-connection handshake thread (with the handshake
 deadline, so a peer that stops mid-handshake stalls nobody else) and the
 connecting side checks the peer's certificate against the host part of its
@@ -97,9 +97,8 @@ class TLSConnection:
 
     ``send_bytes``/``recv_bytes`` use Connection's length prefix; ``send``/``recv``
     pickle like it. ``poll`` first asks the SSL object for decrypted bytes it
-    already holds (``select`` cannot see those). One thread reads and one
-    writes, as on a Connection; :meth:`sender` gives the writer its handle.
-    The socket is closed when the connection and every sender are closed.
+    already holds (``select`` cannot see those). Used by the handshake; once
+    it is done, :meth:`detach` hands the socket to the node's event loop.
     """
 
     def __init__(self, sock: ssl.SSLSocket) -> None:
@@ -161,11 +160,13 @@ class TLSConnection:
         """Write raw bytes (already framed) into the TLS stream."""
         self._sock.sendall(data)
 
-    def sender(self) -> TLSConnection:
-        """This connection again, for the writer thread: it must be closed once more."""
+    def detach(self) -> ssl.SSLSocket:
+        """The SSL socket, non-blocking, for the node's event loop (which closes it); this is closed."""
         with self._lock:
-            self._refs += 1
-        return self
+            self.closed = True
+            self._refs = 0
+        self._sock.setblocking(False)
+        return self._sock
 
     @property
     def version(self) -> Optional[str]:
@@ -261,19 +262,19 @@ class Transport:
 
     # -- established ----------------------------------------------------------------------
     @staticmethod
-    def sender(conn: Any) -> Tuple[Any, bool]:
-        """What a peer's writer sends on, and whether other threads may send directly on it.
+    def established(conn: Any) -> Tuple[socket.socket, bool]:
+        """The non-blocking socket the node's event loop takes over, and whether it is TLS.
 
-        A plain connection's socket is duplicated, and any thread may try a
-        non-blocking send on it; a TLS stream has one writer only (an SSL
-        object cannot take a partial write from one thread and the rest from
-        another).
+        A plain connection's socket is duplicated (the caller closes ``conn``);
+        a TLS connection hands over its ``SSLSocket`` (decrypted bytes it
+        already holds stay in it: the loop reads them first).
         """
         if isinstance(conn, TLSConnection):
-            return conn.sender(), False
+            return conn.detach(), True
         sock = socket.socket(fileno=os.dup(conn.fileno()))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock, True
+        sock.setblocking(False)
+        return sock, False
 
     def watch_sighup(self) -> Optional[Callable[[], None]]:
         """Reload on ``SIGHUP`` if this node may own that signal; returns the undo, or None."""

@@ -16,6 +16,7 @@ is not EPMD raises :class:`~mpactors.errors.EpmdError` naming ``host:port``.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -41,6 +42,8 @@ __all__ = [
 
 _T = TypeVar("_T")
 _A = TypeVar("_A")
+
+_log = logging.getLogger(__name__)
 
 _DEFAULT_HOST = "127.0.0.1"
 #: Largest reply read (NAMES grows with the registered nodes; "reject large message").
@@ -275,7 +278,12 @@ def ensure_running(
                 f"no port mapper answers at {_addr(_DEFAULT_HOST, port)} {timeout} s after starting one; see {log_file}"
             )
         time.sleep(_PROBE_INTERVAL)  # polling a TCP port: nothing to wait on
-    return proc.pid if proc.poll() is None else None
+    if proc.poll() is not None:
+        return None
+    # It outlives us by design (as Erlang's epmd): whoever wants it gone must
+    # stop it (`mpactors epmd stop`, or this pid: tests and benchmarks do).
+    _log.info("started a port mapper on port %d (OS pid %d); it outlives this process", port, proc.pid)
+    return proc.pid
 
 
 # ---------------------------------------------------------------- internals

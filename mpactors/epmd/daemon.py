@@ -34,6 +34,7 @@ import errno
 import ipaddress
 import logging
 import math
+import os
 import secrets
 import selectors
 import socket
@@ -385,6 +386,12 @@ def serve(
 
 
 def _set_title(title: str) -> None:
+    # setproctitle would otherwise write over the environment to make room
+    # for the title: /proc/PID/environ would read empty, and a test or a
+    # benchmark could no longer tell by it (MPACTORS_TEST_TAG) that a port
+    # mapper left running is its own. The title is shorter than our command
+    # line, so it still fits.
+    os.environ["SPT_NOENV"] = "1"
     try:
         import setproctitle
     except ImportError:  # optional: ps then shows the python command line
