@@ -196,17 +196,7 @@ def processes_with_env(variable: str, value: str) -> List[psutil.Process]:
     longer finds it. Processes whose environment cannot be read (another
     user's) are skipped, so only processes started under ``value`` are found.
     """
-    found = []
-    me = os.getpid()
-    for p in psutil.process_iter():
-        if p.pid == me:
-            continue
-        try:
-            if p.environ().get(variable) == value and p.status() != psutil.STATUS_ZOMBIE:
-                found.append(p)
-        except psutil.Error:  # gone, or not ours to read
-            pass
-    return found
+    return _live_processes(lambda p: p.environ().get(variable) == value)
 
 
 def processes_using(directory: Union[str, "os.PathLike[str]"]) -> List[psutil.Process]:
@@ -218,13 +208,18 @@ def processes_using(directory: Union[str, "os.PathLike[str]"]) -> List[psutil.Pr
     ``SPT_NOENV`` writes over it).
     """
     root = os.path.join(os.path.realpath(directory), "")
+    return _live_processes(lambda p: any(f.path.startswith(root) for f in p.open_files()))
+
+
+def _live_processes(test: Callable[[psutil.Process], bool]) -> List[psutil.Process]:
+    """Live, non-zombie processes (but this one) for which ``test`` holds; unreadable ones skipped."""
     found = []
     me = os.getpid()
     for p in psutil.process_iter():
         if p.pid == me:
             continue
         try:
-            if any(f.path.startswith(root) for f in p.open_files()) and p.status() != psutil.STATUS_ZOMBIE:
+            if test(p) and p.status() != psutil.STATUS_ZOMBIE:
                 found.append(p)
         except psutil.Error:  # gone, or not ours to read
             pass
