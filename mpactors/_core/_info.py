@@ -126,6 +126,15 @@ class Info:
         if pending is not None:
             reply, info = pending
             info.update(live)
+            # The memory read when the request came can be that of a process
+            # still starting (under spawn, one page just after exec): read it
+            # again now that the process has answered.
+            rec = self.table.local_rec(info["pid"]) if "memory" in info else None
+            if rec is not None and rec.ps is not None:
+                try:
+                    info["memory"] = rec.ps.memory_info().rss
+                except psutil.Error:
+                    pass
             self.kernel.reply(reply, True, info)
 
     def _static_info(self, rec: ProcRec) -> Dict[str, Any]:
