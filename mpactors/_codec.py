@@ -11,7 +11,9 @@ defined in the script (``__main__``) - and an instance of one - is pickled by
 name, which the other node (that never ran the script) cannot look up, so
 such a value travels by value instead (dill writes its code, and the
 globals it uses). A pickle that never names the script costs one substring
-search more than :func:`dumps`.
+search more than :func:`dumps` (about 0.5 ms per MiB), except for a value
+that cannot name anything - bytes, str, numbers, or a short tuple or list of
+them, the usual shape of a large message - which is not searched.
 """
 from __future__ import annotations
 
@@ -103,6 +105,24 @@ def dumps(obj: Any) -> bytes:
 _SCRIPT_NAMES = (b"__main__", b"__mp_main__")
 
 
+#: Types whose pickle never names a module (no function or class of the script can hide in them).
+_ATOMIC = frozenset((bytes, bytearray, str, int, float, bool, complex, type(None)))
+_PLAIN_ITEMS = 16  # a tuple or list of at most this many atomic items is looked at, item by item
+
+
+def _plain(obj: Any) -> bool:
+    """True if ``obj`` is atomic, or a short tuple or list of atomic values (a cheap, shallow look)."""
+    t = type(obj)
+    if t in _ATOMIC:
+        return True
+    if (t is tuple or t is list) and len(obj) <= _PLAIN_ITEMS:
+        for item in obj:
+            if type(item) not in _ATOMIC:
+                return False
+        return True
+    return False
+
+
 def dumps_remote(obj: Any) -> bytes:
     """Serialize ``obj`` for another node: what names the script (``__main__``) goes by value.
 
@@ -110,6 +130,8 @@ def dumps_remote(obj: Any) -> bytes:
         BadArg: ``obj`` cannot be serialized, or refers to something of the
             script that cannot be sent by value (the reason is in the message).
     """
+    if _plain(obj):  # nothing in it can name a module: no scan (0.5 ms per MiB)
+        return dumps(obj)
     data = dumps(obj)
     # One scan of the pickle (a large message's body is most of it), then
     # the exact names only if their common tail is there.

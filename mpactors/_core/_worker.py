@@ -205,7 +205,7 @@ class ActorProc:
         self.writers: Dict[int, MailboxWriter] = {}
         self._inherited = boot.writers  # actor id -> write fd inherited by fork; wrapped on first use
         self._dead_ids: "set[int]" = set()
-        self.router = MailboxWriter(boot.route.fileno()) if boot.route is not None else None
+        self.router = MailboxWriter(boot.route.fileno(), big=True) if boot.route is not None else None
         self._writers_lock = threading.Lock()
         self.trapping = False
         self.registered_name: Optional[str] = None

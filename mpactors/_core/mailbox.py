@@ -71,6 +71,10 @@ _PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: fewer trips through the backlog
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 _RING_WAIT = 0.0002  # s between looks at a full ring's room (the flusher, while a message waits)
+# The longest wait between looks while nothing moves: a reader busy with a large
+# message (a MiB takes a millisecond or more to unpickle) must not find its
+# sender asleep for 50 ms when it catches up.
+_RING_WAIT_MAX = 0.005
 
 #: Payload of a SYSTEM frame telling the node's main process it was killed.
 SYSTEM_EXIT = "exit"
@@ -132,13 +136,19 @@ class MailboxWriter:
     Erlang does.
     """
 
-    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "ring", "no_ring", "__weakref__")
+    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "ring", "no_ring", "big", "ring_max", "__weakref__")
 
     # Writers with frames waiting; owned by whoever holds each writer's lock.
     backlogged: "set[MailboxWriter]" = set()
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, big: bool = False) -> None:
         self.fd = fd
+        #: A big ring (``_ring.BIG_SIZE``), for messages below ``_ring.BIG_MAX``
+        #: rather than ``_bulk.THRESHOLD``: the writers of the remote path (a
+        #: process's writer into the router pipe, the node's writers into its
+        #: mailboxes), so that a message of up to a MiB makes no file.
+        self.big = big
+        self.ring_max = _ring.BIG_MAX if big else _bulk.THRESHOLD
         self.lock = threading.Lock()
         self.backlog: Deque[Any] = collections.deque()  # frames, and _Deferred messages
         self.dead = False
@@ -155,12 +165,21 @@ class MailboxWriter:
                 return 0
         return self.ino
 
-    def _frames(self, payload: bytes, sender: int, flags: int) -> List[Any]:
-        """The frames of one message (``lock`` held: a ring's space is reserved in pipe order)."""
+    def _frames(self, payload: bytes, sender: int, flags: int, direct: bool = False) -> List[Any]:
+        """The frames of one message (``lock`` held: a ring's space is reserved in pipe order).
+
+        With ``direct`` (no earlier message of this call waits for the ring) a
+        message for the ring is copied in at once when nothing waits in the
+        backlog and there is room: no copy of ``payload`` is kept.
+        """
         n = len(payload)
         if n <= CHUNK:
             return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload]
-        if n < _bulk.THRESHOLD and self._has_ring():
+        if n < self.ring_max and self._has_ring():
+            if direct and not self.backlog:
+                ref = self.ring.put(payload)  # type: ignore[union-attr]
+                if ref is not None:
+                    return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_RING | flags, len(ref)) + ref]
             if type(payload) is not bytes:  # it may wait in the backlog: the caller may reuse its buffer
                 payload = bytes(payload)
             return [_Deferred(payload, sender, flags)]  # into the ring as its turn comes (_write_locked)
@@ -174,7 +193,7 @@ class MailboxWriter:
             return True
         if self.no_ring:
             return False
-        self.ring = _ring.SendRing.create(self._inode())
+        self.ring = _ring.SendRing.create(self._inode(), _ring.BIG_SIZE if self.big else _ring.SIZE)
         if self.ring is None:
             self.no_ring = True  # no directory, or too many rings: chunks from now on
             return False
@@ -202,25 +221,27 @@ class MailboxWriter:
         n = len(payload)
         if n <= CHUNK:  # the common case: no lock until the write
             return self._write([_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload])
-        if n >= _bulk.THRESHOLD:  # the file is written outside the lock
+        if n >= self.ring_max:  # the file is written outside the lock
             bulk = self._bulk_frame(payload, sender, flags)
             return self._write([bulk] if bulk is not None else _chunks(payload, sender, flags))
         with self.lock:
             if self.dead:
                 return False
-            return self._write_locked(self._frames(payload, sender, flags))
+            return self._write_locked(self._frames(payload, sender, flags, direct=True))
 
     def put_many(self, payloads: List[bytes], sender: int = 0) -> bool:
         """Queue several pickled messages, packing whole frames into writes of at most ``PIPE_BUF``."""
         writes: List[Any] = []
         current: List[bytes] = []
         size = 0
+        direct = True  # until a message of this call waits for the ring
         with self.lock:
             if self.dead:
                 return False
             for payload in payloads:
-                for frame in self._frames(payload, sender, 0):
+                for frame in self._frames(payload, sender, 0, direct):
                     if type(frame) is _Deferred:  # written on its own, as its turn comes
+                        direct = False
                         if current:
                             writes.append(b"".join(current))
                             current, size = [], 0
@@ -439,9 +460,9 @@ class _Flusher(threading.Thread):
                     with self.cond:
                         if not w.backlog:
                             self.writers.discard(w)
-            if ring_wait:  # a reader that stopped reading costs a look every 50 ms, not 5,000 a second
+            if ring_wait:  # a reader that stopped reading costs a look every 5 ms, not 5,000 a second
                 moved = sum(len(w.backlog) for w in writers) < before
-                delay = _RING_WAIT if moved else min(delay * 2, 0.05)
+                delay = _RING_WAIT if moved else min(delay * 2, _RING_WAIT_MAX)
 
     def pending(self) -> bool:
         with self.cond:
