@@ -128,10 +128,11 @@ class SendRing:
         _State.send_rings.add(ring)
         return ring
 
-    def put(self, payload: Any) -> Optional[bytes]:
-        """Copy ``payload`` in; the RING frame's payload, or None if the ring has no room."""
+    def put(self, payload: Any, prefix: bytes = b"") -> Optional[bytes]:
+        """Copy ``prefix + payload`` in; the RING frame's payload, or None if the ring has no room."""
         mm = self.mm
-        n = len(payload)
+        h = len(prefix)
+        n = h + len(payload)
         data = self.data
         if mm is None or n > data:
             return None
@@ -143,7 +144,10 @@ class SendRing:
             pos = 0
         if head + n - consumed > data:
             return None
-        mm[_HEAD + pos : _HEAD + pos + n] = payload
+        start = _HEAD + pos
+        if h:
+            mm[start : start + h] = prefix
+        mm[start + h : start + n] = payload
         self.head = head + n
         return REF_HEAD.pack(head, n) + self.name
 

@@ -165,24 +165,29 @@ class MailboxWriter:
                 return 0
         return self.ino
 
-    def _frames(self, payload: bytes, sender: int, flags: int, direct: bool = False) -> List[Any]:
-        """The frames of one message (``lock`` held: a ring's space is reserved in pipe order).
+    def _frames(self, payload: bytes, sender: int, flags: int, direct: bool = False, head: bytes = b"") -> List[Any]:
+        """The frames of one message, ``head + payload`` (``lock`` held: a ring's space is reserved in pipe order).
 
         With ``direct`` (no earlier message of this call waits for the ring) a
         message for the ring is copied in at once when nothing waits in the
-        backlog and there is room: no copy of ``payload`` is kept.
+        backlog and there is room: no copy of ``payload`` is kept (nor is
+        ``head + payload`` joined).
         """
-        n = len(payload)
+        n = len(head) + len(payload)
         if n <= CHUNK:
-            return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload]
+            return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + head + payload]
         if n < self.ring_max and self._has_ring():
             if direct and not self.backlog:
-                ref = self.ring.put(payload)  # type: ignore[union-attr]
+                ref = self.ring.put(payload, head)  # type: ignore[union-attr]
                 if ref is not None:
                     return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_RING | flags, len(ref)) + ref]
-            if type(payload) is not bytes:  # it may wait in the backlog: the caller may reuse its buffer
-                payload = bytes(payload)
+            if head:
+                payload = head + payload
+            elif type(payload) is not bytes and not (type(payload) is memoryview and type(payload.obj) is bytes):
+                payload = bytes(payload)  # it may wait in the backlog: the caller may reuse its buffer
             return [_Deferred(payload, sender, flags)]  # into the ring as its turn comes (_write_locked)
+        if head:
+            payload = head + payload
         frame = self._bulk_frame(payload, sender, flags) if n >= _bulk.THRESHOLD else None
         return [frame] if frame is not None else _chunks(payload, sender, flags)
 
@@ -216,18 +221,20 @@ class MailboxWriter:
             return None
         return _HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_BULK | flags, len(ref)) + ref
 
-    def put(self, payload: bytes, sender: int = 0, flags: int = 0) -> bool:
-        """Queue ``payload`` (a pickled message) for the reader; never blocks."""
-        n = len(payload)
+    def put(self, payload: bytes, sender: int = 0, flags: int = 0, head: bytes = b"") -> bool:
+        """Queue ``head + payload`` (a pickled message, ``head`` a route record's) for the reader; never blocks."""
+        n = len(head) + len(payload)
         if n <= CHUNK:  # the common case: no lock until the write
-            return self._write([_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload])
+            return self._write([_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + head + payload])
         if n >= self.ring_max:  # the file is written outside the lock
+            if head:
+                payload = head + payload
             bulk = self._bulk_frame(payload, sender, flags)
             return self._write([bulk] if bulk is not None else _chunks(payload, sender, flags))
         with self.lock:
             if self.dead:
                 return False
-            return self._write_locked(self._frames(payload, sender, flags, direct=True))
+            return self._write_locked(self._frames(payload, sender, flags, direct=True, head=head))
 
     def put_many(self, payloads: List[bytes], sender: int = 0) -> bool:
         """Queue several pickled messages, packing whole frames into writes of at most ``PIPE_BUF``."""

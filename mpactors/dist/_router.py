@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
 
 from .. import _codec, config
 from .._core._kernel import Kernel
-from .._core._route import route_frame
+from .._core._route import route_head
 from .._core._bulk import load as load_bulk
 from .._core._ring import RecvRings
 from .._core.mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
@@ -127,7 +127,7 @@ class Router:
         router connects when needed, and the kernel drains it before it sends
         a signal, so order holds.
         """
-        self.writer.put(route_frame(dest, payload), 0)
+        self.writer.put(payload, 0, head=route_head(dest))
 
     def drain(self) -> bool:
         """Forward every remote send written so far; False once the router is closed.
