@@ -136,17 +136,22 @@ class MailboxWriter:
     Erlang does.
     """
 
-    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "ring", "no_ring", "big", "ring_max", "__weakref__")
+    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "ring", "no_ring", "big", "ring_max", "big_ring", "no_big_ring",
+                 "__weakref__")
 
     # Writers with frames waiting; owned by whoever holds each writer's lock.
     backlogged: "set[MailboxWriter]" = set()
 
     def __init__(self, fd: int, big: bool = False) -> None:
         self.fd = fd
-        #: A big ring (``_ring.BIG_SIZE``), for messages below ``_ring.BIG_MAX``
-        #: rather than ``_bulk.THRESHOLD``: the writers of the remote path (a
-        #: process's writer into the router pipe, the node's writers into its
-        #: mailboxes), so that a message of up to a MiB makes no file.
+        #: A second, big ring (``_ring.BIG_SIZE``) for messages from
+        #: ``_bulk.THRESHOLD`` up to ``_ring.BIG_MAX``: the writers of the
+        #: remote path (a process's writer into the router pipe, the node's
+        #: writers into its mailboxes), so that a message of up to a MiB makes
+        #: no file. Smaller messages keep the small ring: a ring the size of
+        #: four 1 MiB messages would let 60 messages of 64 KiB pile up at each
+        #: hop (more memory touched, and the router copying what its socket
+        #: did not take). Both rings' frames go through the one pipe, in order.
         self.big = big
         self.ring_max = _ring.BIG_MAX if big else _bulk.THRESHOLD
         self.lock = threading.Lock()
@@ -156,6 +161,8 @@ class MailboxWriter:
         self.ino = 0  # the pipe's inode, once a bulk message needed it
         self.ring: Optional[_ring.SendRing] = None  # this process's ring for the pipe (lock held)
         self.no_ring = False  # a ring could not be made: do not try at every message
+        self.big_ring: Optional[_ring.SendRing] = None  # (``big``) the ring for messages from _bulk.THRESHOLD on
+        self.no_big_ring = False
 
     def _inode(self) -> int:
         if not self.ino:
@@ -176,9 +183,10 @@ class MailboxWriter:
         n = len(head) + len(payload)
         if n <= CHUNK:
             return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + head + payload]
-        if n < self.ring_max and self._has_ring():
+        ring = self._ring_for(n) if n < self.ring_max else None
+        if ring is not None:
             if direct and not self.backlog:
-                ref = self.ring.put(payload, head)  # type: ignore[union-attr]
+                ref = ring.put(payload, head)
                 if ref is not None:
                     return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_RING | flags, len(ref)) + ref]
             if head:
@@ -191,22 +199,29 @@ class MailboxWriter:
         frame = self._bulk_frame(payload, sender, flags) if n >= _bulk.THRESHOLD else None
         return [frame] if frame is not None else _chunks(payload, sender, flags)
 
-    def _has_ring(self) -> bool:
-        """This process has a ring for the pipe, made now if need be (``lock`` held)."""
+    def _ring_for(self, n: int) -> Optional[_ring.SendRing]:
+        """This process's ring for an ``n``-byte message to the pipe, made now if need be, or None (``lock`` held)."""
+        if n >= _bulk.THRESHOLD:
+            ring = self.big_ring
+            if ring is not None and ring.pid == _ProcessState.ospid:
+                return ring
+            if self.no_big_ring:
+                return None
+            ring = self.big_ring = _ring.SendRing.create(self._inode(), _ring.BIG_SIZE)
+            self.no_big_ring = ring is None  # no directory, or too many rings: files from now on
+            return ring
         ring = self.ring
         if ring is not None and ring.pid == _ProcessState.ospid:
-            return True
+            return ring
         if self.no_ring:
-            return False
-        self.ring = _ring.SendRing.create(self._inode(), _ring.BIG_SIZE if self.big else _ring.SIZE)
-        if self.ring is None:
-            self.no_ring = True  # no directory, or too many rings: chunks from now on
-            return False
-        return True
+            return None
+        ring = self.ring = _ring.SendRing.create(self._inode())
+        self.no_ring = ring is None  # no directory, or too many rings: chunks from now on
+        return ring
 
     def _resolve(self, d: "_Deferred") -> Optional[List[bytes]]:
         """The frames of a message waiting for room in the ring, or None while the ring is full."""
-        ring = self.ring
+        ring = self.big_ring if len(d.payload) >= _bulk.THRESHOLD else self.ring
         if ring is None or ring.pid != _ProcessState.ospid:  # gone (fork, dead reader): chunks
             return _chunks(d.payload, d.sender, d.flags)
         ref = ring.put(d.payload)
@@ -349,17 +364,21 @@ class MailboxWriter:
     def _die(self) -> None:
         """The reader is gone (``lock`` held): the ring's file, if unread, goes too."""
         self.dead = True
-        ring, self.ring = self.ring, None
-        if ring is not None and ring.pid == _ProcessState.ospid:
-            ring.remove()
+        rings = (self.ring, self.big_ring)
+        self.ring = self.big_ring = None
+        for ring in rings:
+            if ring is not None and ring.pid == _ProcessState.ospid:
+                ring.remove()
 
     def close(self) -> None:
         """Close this process's copy of the write end."""
         with self.lock:
             self.dead = True
-            ring, self.ring = self.ring, None
-            if ring is not None and ring.pid == _ProcessState.ospid:
-                ring.drop()  # an unread ring file stays for its reader, or goes in the sweep
+            rings = (self.ring, self.big_ring)
+            self.ring = self.big_ring = None
+            for ring in rings:
+                if ring is not None and ring.pid == _ProcessState.ospid:
+                    ring.drop()  # an unread ring file stays for its reader, or goes in the sweep
             _discard(self.backlog)
             self.backlog.clear()
             if self.ino:
