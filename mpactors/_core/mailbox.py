@@ -189,11 +189,9 @@ class MailboxWriter:
                 ref = ring.put(payload, head)
                 if ref is not None:
                     return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_RING | flags, len(ref)) + ref]
-            if head:
-                payload = head + payload
-            elif type(payload) is not bytes and not (type(payload) is memoryview and type(payload.obj) is bytes):
+            if type(payload) is not bytes and not (type(payload) is memoryview and type(payload.obj) is bytes):
                 payload = bytes(payload)  # it may wait in the backlog: the caller may reuse its buffer
-            return [_Deferred(payload, sender, flags)]  # into the ring as its turn comes (_write_locked)
+            return [_Deferred(payload, sender, flags, head)]  # into the ring as its turn comes (_write_locked)
         if head:
             payload = head + payload
         frame = self._bulk_frame(payload, sender, flags) if n >= _bulk.THRESHOLD else None
@@ -221,10 +219,10 @@ class MailboxWriter:
 
     def _resolve(self, d: "_Deferred") -> Optional[List[bytes]]:
         """The frames of a message waiting for room in the ring, or None while the ring is full."""
-        ring = self.big_ring if len(d.payload) >= _bulk.THRESHOLD else self.ring
+        ring = self.big_ring if len(d.head) + len(d.payload) >= _bulk.THRESHOLD else self.ring
         if ring is None or ring.pid != _ProcessState.ospid:  # gone (fork, dead reader): chunks
-            return _chunks(d.payload, d.sender, d.flags)
-        ref = ring.put(d.payload)
+            return _chunks(d.head + d.payload, d.sender, d.flags)
+        ref = ring.put(d.payload, d.head)
         if ref is None:
             return None
         return [_HDR.pack(_ProcessState.ospid, d.sender, _F_WHOLE | F_RING | d.flags, len(ref)) + ref]
@@ -395,14 +393,19 @@ class MailboxWriter:
 
 
 class _Deferred:
-    """A mid-size message in a writer's backlog, to be copied into the ring when it has room."""
+    """A mid-size message in a writer's backlog, to be copied into the ring when it has room.
 
-    __slots__ = ("payload", "sender", "flags")
+    ``head + payload`` is the message: a route record's head is kept apart
+    (joining it would copy the message once more).
+    """
 
-    def __init__(self, payload: bytes, sender: int, flags: int) -> None:
+    __slots__ = ("payload", "sender", "flags", "head")
+
+    def __init__(self, payload: bytes, sender: int, flags: int, head: bytes = b"") -> None:
         self.payload = payload
         self.sender = sender
         self.flags = flags
+        self.head = head
 
 
 def _discard(pieces: Any) -> None:
