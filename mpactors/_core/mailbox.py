@@ -24,9 +24,12 @@ goes through shared memory and one small whole frame takes its place in the
 pipe: below ``_bulk.THRESHOLD`` (128 KiB) into the writer's ring for this
 pipe (a RING frame names the ring and the message's place in it, see
 ``_ring``), from there on into a file of its own (a BULK frame names it, see
-``_bulk``). Only when neither is possible (no ``/dev/shm``, the ring full,
-too many rings) is it cut into chunks, which the reader reassembles per
-writer.
+``_bulk``). The writers of the remote path (a process's writer into its
+node's router pipe, the node's own writers into local mailboxes: ``big=True``)
+have a second, 4 MiB ring for messages from ``_bulk.THRESHOLD`` up to
+``_ring.BIG_MAX`` (1.06 MiB), so a remote message of up to a MiB makes no
+file on either node. Only when neither is possible (no ``/dev/shm``, too
+many rings) is it cut into chunks, which the reader reassembles per writer.
 
 ``send`` never waits for the receiver: the write end is non-blocking, and when
 the pipe is full the frames go to the writer's backlog, which a flusher thread
