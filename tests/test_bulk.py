@@ -17,7 +17,7 @@ import pytest
 
 import mpactors
 from mpactors import Pid
-from mpactors._core import _bulk
+from mpactors._core import _bulk, _ring
 from nodes import cluster, cookie, local_node, run_node  # noqa: F401 - cluster and cookie are fixtures
 from support import LONG_TIMEOUT, wait_until
 
@@ -27,6 +27,7 @@ pytestmark = [
 ]
 
 T = _bulk.THRESHOLD
+BIG = _ring.BIG_MAX + 1024  # what the node's own writers (big ring) put in a file
 _OVERHEAD = len(pickle.dumps(b"", pickle.HIGHEST_PROTOCOL))
 
 
@@ -139,8 +140,14 @@ def test_mid_size_messages_use_one_ring_and_large_ones_a_file_each(node: mpactor
     mpactors.send(sink, blob(64 * 1024, 2))
     rings = files_in_node_dir()
     assert len(rings) == 1 and "-r" in rings[0], rings  # one ring for this sender and receiver
+    # The node's own writers have a second, big ring (the remote path's): up
+    # to _ring.BIG_MAX a message goes there, above it into a file of its own.
     mpactors.send(sink, blob(T + 200, 2))
-    assert len(files_in_node_dir()) == 2
+    mpactors.send(sink, blob(T + 300, 3))
+    both = files_in_node_dir()
+    assert len(both) == 2 and all("-r" in name for name in both), both
+    mpactors.send(sink, blob(_ring.BIG_MAX + 200, 2))
+    assert len(files_in_node_dir()) == 3
     mpactors.exit(sink, "kill")
     wait_until(lambda: files_in_node_dir() == [], what="the dead receiver's file to be removed")
     mpactors.send(me, "still works")
@@ -181,7 +188,7 @@ def test_a_receiver_killed_with_large_messages_in_flight_leaves_no_file_or_descr
         sink = mpactors.spawn(idle)
         ref = mpactors.monitor(sink)
         for i in range(12):
-            mpactors.send(sink, blob(2 * T, i))  # from the node's main process
+            mpactors.send(sink, blob(BIG, i))  # from the node's main process (a file each above its ring's limit)
         mpactors.spawn(sender, sink, [T + 5] * 8, 1)  # and from an actor
         wait_until(lambda: len(files_in_node_dir()) >= 12 + 8, what="the large messages to be in flight")
         mpactors.exit(sink, "kill")

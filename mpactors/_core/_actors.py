@@ -84,7 +84,7 @@ class Actors:
             raise
         mbox.close()
         child_ctl.close()
-        rec = ProcRec(pid, MailboxWriter(w), fn_name)
+        rec = ProcRec(pid, MailboxWriter(w, big=True), fn_name)  # the node's writer: big ring (remote path)
         rec.proc, rec.ctl = proc, ctl
         self.table.add(rec, w)
         self.private_fds.update(fd for fd in (ctl.fileno(), proc.sentinel) if not self.high or fd < self.high)

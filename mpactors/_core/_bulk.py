@@ -2,7 +2,8 @@
 
 A mailbox pipe carries frames of at most ``PIPE_BUF`` bytes (so concurrent
 writers never interleave inside one), which cuts a 16 MiB message into 4,096
-writes, reassembled in Python by the reader. Above :data:`THRESHOLD` bytes a
+writes, reassembled in Python by the reader. Above :data:`THRESHOLD` bytes (above
+``_ring.BIG_MAX`` for the remote path's writers, which have a big ring) a
 writer instead puts the pickled message in a file of its node's directory in
 ``/dev/shm`` (tmpfs: memory, never a disk) with one ``write``, and sends a
 small *bulk frame* naming that file through the pipe. The bulk frame travels

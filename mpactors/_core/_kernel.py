@@ -103,7 +103,7 @@ class Kernel:
         self.main_mailbox = Mailbox(r, owner=str(self.main_pid))
         self.private_fds.update(self.main_mailbox.fds())
         self.table = ProcTable(node_name, creation)
-        self.table.add(ProcRec(self.main_pid, MailboxWriter(w), "main"), w)
+        self.table.add(ProcRec(self.main_pid, MailboxWriter(w, big=True), "main"), w)
         self.registry = Registry(self.table)
         self.links = Links(self.table, self.registry, self, self.end_process)
         self.info = Info(self.table, self, self.main_mailbox)

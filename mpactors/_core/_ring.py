@@ -25,7 +25,11 @@ pipe in ring order and ``consumed`` only moves forward. (The header store is
 an aligned 8-byte write, read by the other side as a whole: true on x86-64
 and arm64; the pipe's system calls order the message bytes themselves.)
 
-Bounds: a ring is :data:`SIZE` bytes; a process has at most
+Bounds: a ring is :data:`SIZE` bytes, or :data:`BIG_SIZE` for the writers
+that carry other nodes' messages (a process's writer into its node's router
+pipe, and the node's own writers into local mailboxes: messages up to
+:data:`BIG_MAX` go through those rings rather than a file each, see
+``mailbox.MailboxWriter``); a process has at most
 :data:`MAX_SEND` rings (one per destination it sent mid-size messages to,
 the rest use chunks); a full ring (a slow reader) sends the message in
 chunks. A reader keeps the rings it maps; beyond :data:`MAX_RECV` it drops,
@@ -51,16 +55,20 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from . import _bulk
 
-__all__ = ["SIZE", "MAX_SEND", "MAX_RECV", "SendRing", "RecvRings", "REF_HEAD"]
+__all__ = ["SIZE", "BIG_SIZE", "BIG_MAX", "MAX_SEND", "MAX_RECV", "SendRing", "RecvRings", "REF_HEAD"]
 
 #: Bytes per ring (header included): room for a few messages below ``_bulk.THRESHOLD``.
 SIZE = 1024 * 1024
-#: Rings one process writes at most (memory: ``MAX_SEND * SIZE`` of tmpfs).
+#: Bytes per big ring (the remote path's writers, see above).
+BIG_SIZE = 4 * 1024 * 1024
+#: Largest message a big ring carries (a MiB of data and its pickle and route headers; bigger ones use a file).
+BIG_MAX = 1024 * 1024 + 64 * 1024
+_SIZES = (SIZE, BIG_SIZE)  # what a reader accepts
+#: Rings one process writes at most (memory: at most ``MAX_SEND * BIG_SIZE`` of tmpfs).
 MAX_SEND = 8
 #: Rings a reader keeps before it drops those of dead writers.
 MAX_RECV = 16
 _HEAD = 64  # header: consumed (u64), then padding to a cache line
-_DATA = SIZE - _HEAD
 _Q = struct.Struct("<Q")
 REF_HEAD = struct.Struct("<QI")
 _NAME = re.compile(rb"[0-9a-f]{1,16}-[0-9a-f]{1,8}-r[0-9a-f]{1,16}\Z")
@@ -87,17 +95,18 @@ os.register_at_fork(after_in_child=_after_fork)
 class SendRing:
     """The writer's side of one ring (use it under the writer's lock)."""
 
-    __slots__ = ("name", "mm", "head", "pid", "__weakref__")
+    __slots__ = ("name", "mm", "head", "pid", "data", "__weakref__")
 
-    def __init__(self, name: bytes, mm: mmap.mmap) -> None:
+    def __init__(self, name: bytes, mm: mmap.mmap, size: int = SIZE) -> None:
         self.name = name
         self.mm: Optional[mmap.mmap] = mm
         self.head = 0
         self.pid = os.getpid()
+        self.data = size - _HEAD  # bytes of messages it holds
 
     @classmethod
-    def create(cls, pipe_ino: int) -> Optional["SendRing"]:
-        """A new ring for the pipe ``pipe_ino``, or None (no node directory, too many rings)."""
+    def create(cls, pipe_ino: int, size: int = SIZE) -> Optional["SendRing"]:
+        """A new ring of ``size`` bytes for the pipe ``pipe_ino``, or None (no node directory, too many rings)."""
         path = _bulk.current_dir()
         if path is None or not pipe_ino or len(_State.send_rings) >= MAX_SEND:
             return None
@@ -108,32 +117,37 @@ class SendRing:
         except OSError:
             return None
         try:
-            os.ftruncate(fd, SIZE)
-            mm = mmap.mmap(fd, SIZE)
+            os.ftruncate(fd, size)
+            mm = mmap.mmap(fd, size)
         except OSError:
             _unlink(full)
             return None
         finally:
             os.close(fd)
-        ring = cls(name.encode(), mm)
+        ring = cls(name.encode(), mm, size)
         _State.send_rings.add(ring)
         return ring
 
-    def put(self, payload: Any) -> Optional[bytes]:
-        """Copy ``payload`` in; the RING frame's payload, or None if the ring has no room."""
+    def put(self, payload: Any, prefix: bytes = b"") -> Optional[bytes]:
+        """Copy ``prefix + payload`` in; the RING frame's payload, or None if the ring has no room."""
         mm = self.mm
-        n = len(payload)
-        if mm is None or n > _DATA:
+        h = len(prefix)
+        n = h + len(payload)
+        data = self.data
+        if mm is None or n > data:
             return None
         consumed = _Q.unpack_from(mm, 0)[0]
         head = self.head
-        pos = head % _DATA
-        if pos + n > _DATA:  # never wrap a message: skip to the start
-            head += _DATA - pos
+        pos = head % data
+        if pos + n > data:  # never wrap a message: skip to the start
+            head += data - pos
             pos = 0
-        if head + n - consumed > _DATA:
+        if head + n - consumed > data:
             return None
-        mm[_HEAD + pos : _HEAD + pos + n] = payload
+        start = _HEAD + pos
+        if h:
+            mm[start : start + h] = prefix
+        mm[start + h : start + n] = payload
         self.head = head + n
         return REF_HEAD.pack(head, n) + self.name
 
@@ -159,7 +173,7 @@ class RecvRings:
     """The rings one mailbox reads (its owner holds the mailbox's lock)."""
 
     def __init__(self) -> None:
-        self.rings: Dict[bytes, Tuple[mmap.mmap, int]] = {}
+        self.rings: Dict[bytes, Tuple[mmap.mmap, int, int]] = {}  # name -> (mapping, writer pid, data bytes)
         self.retiring: List[bytes] = []
         _State.mapped.add(self)
 
@@ -176,13 +190,13 @@ class RecvRings:
         entry = self.rings.get(name)
         if entry is None:
             entry = self._map(name, ospid)
-        mm = entry[0]
-        pos = start % _DATA
-        if n == 0 or pos + n > _DATA:
+        mm, _, data = entry
+        pos = start % data
+        if n == 0 or pos + n > data:
             raise ValueError(f"ring frame out of bounds (start {start}, length {n})")
         return mm, _HEAD + pos, n, start + n
 
-    def _map(self, name: bytes, ospid: int) -> Tuple[mmap.mmap, int]:
+    def _map(self, name: bytes, ospid: int) -> Tuple[mmap.mmap, int, int]:
         if not _NAME.match(name):
             raise ValueError(f"malformed ring name {name[:40]!r}")
         path = _bulk.current_dir()
@@ -192,14 +206,15 @@ class RecvRings:
         fd = os.open(full, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
             _unlink(full)
-            if os.fstat(fd).st_size != SIZE:
-                raise ValueError(f"ring {name.decode()} is not {SIZE} bytes")
-            mm = mmap.mmap(fd, SIZE)
+            size = os.fstat(fd).st_size
+            if size not in _SIZES:
+                raise ValueError(f"ring {name.decode()} is {size} bytes, not one of {_SIZES}")
+            mm = mmap.mmap(fd, size)
         finally:
             os.close(fd)
         if len(self.rings) >= MAX_RECV:
             self._retire_dead()
-        entry = self.rings[name] = (mm, ospid)
+        entry = self.rings[name] = (mm, ospid, size - _HEAD)
         return entry
 
     @staticmethod
@@ -208,7 +223,7 @@ class RecvRings:
         _Q.pack_into(mm, 0, end)
 
     def _retire_dead(self) -> None:
-        for name, (_, ospid) in self.rings.items():
+        for name, (_, ospid, _) in self.rings.items():
             if name not in self.retiring and not _alive(ospid):
                 self.retiring.append(name)
 
@@ -222,7 +237,7 @@ class RecvRings:
 
     def close(self) -> None:
         """Unmap every ring."""
-        for mm, _ in self.rings.values():
+        for mm, _, _ in self.rings.values():
             _close(mm)
         self.rings.clear()
         self.retiring = []

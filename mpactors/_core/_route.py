@@ -21,7 +21,7 @@ from typing import Any
 
 from ..pid import Pid
 
-__all__ = ["MSG", "NAMED", "ROUTE", "MSG_HDR", "NAME_HDR", "route_frame"]
+__all__ = ["MSG", "NAMED", "ROUTE", "MSG_HDR", "NAME_HDR", "route_frame", "route_head"]
 
 MSG, NAMED = 1, 2
 ROUTE = struct.Struct("<BH")
@@ -35,9 +35,18 @@ def route_frame(dest: Any, payload: bytes) -> bytes:
     ``dest`` is a remote :class:`Pid` or ``(name, node)``; ``payload`` the
     pickled message.
     """
+    return route_head(dest) + payload
+
+
+def route_head(dest: Any) -> bytes:
+    """The record's head (everything before the pickled message): ``MailboxWriter.put(payload, head=...)``.
+
+    The writer copies head and message into its ring one after the other: a
+    large message is not joined to its head first.
+    """
     if type(dest) is Pid:
         node = dest.node.encode()
-        return ROUTE.pack(MSG, len(node)) + node + MSG_HDR.pack(dest.id, dest.creation) + payload
+        return ROUTE.pack(MSG, len(node)) + node + MSG_HDR.pack(dest.id, dest.creation)
     name, where = dest
     node, key = where.encode(), name.encode()
-    return ROUTE.pack(NAMED, len(node)) + node + NAME_HDR.pack(len(key)) + key + payload
+    return ROUTE.pack(NAMED, len(node)) + node + NAME_HDR.pack(len(key)) + key

@@ -48,7 +48,7 @@ from ..errors import BadArg, ProcessExit
 from . import _bulk, _logconf
 from .mailbox import Mailbox, MailboxWriter, flush_all
 from ..messages import Crash, Trace
-from ._route import route_frame
+from ._route import route_head
 from . import _stackdump
 from ._counters import snapshot as counter_snapshot
 from ._introspect import answer as introspect_answer, behaviour
@@ -205,7 +205,7 @@ class ActorProc:
         self.writers: Dict[int, MailboxWriter] = {}
         self._inherited = boot.writers  # actor id -> write fd inherited by fork; wrapped on first use
         self._dead_ids: "set[int]" = set()
-        self.router = MailboxWriter(boot.route.fileno()) if boot.route is not None else None
+        self.router = MailboxWriter(boot.route.fileno(), big=True) if boot.route is not None else None
         self._writers_lock = threading.Lock()
         self.trapping = False
         self.registered_name: Optional[str] = None
@@ -359,7 +359,7 @@ class ActorProc:
 
     def send_remote(self, dest: Any, payload: bytes) -> None:
         if self.router is not None:
-            self.router.put(route_frame(dest, payload), self.pid.id)
+            self.router.put(payload, self.pid.id, head=route_head(dest))
 
     def whereis(self, name: str) -> Optional[Pid]:
         return self.call("whereis", name)  # type: ignore[no-any-return]

@@ -24,9 +24,12 @@ goes through shared memory and one small whole frame takes its place in the
 pipe: below ``_bulk.THRESHOLD`` (128 KiB) into the writer's ring for this
 pipe (a RING frame names the ring and the message's place in it, see
 ``_ring``), from there on into a file of its own (a BULK frame names it, see
-``_bulk``). Only when neither is possible (no ``/dev/shm``, the ring full,
-too many rings) is it cut into chunks, which the reader reassembles per
-writer.
+``_bulk``). The writers of the remote path (a process's writer into its
+node's router pipe, the node's own writers into local mailboxes: ``big=True``)
+have a second, 4 MiB ring for messages from ``_bulk.THRESHOLD`` up to
+``_ring.BIG_MAX`` (1.06 MiB), so a remote message of up to a MiB makes no
+file on either node. Only when neither is possible (no ``/dev/shm``, too
+many rings) is it cut into chunks, which the reader reassembles per writer.
 
 ``send`` never waits for the receiver: the write end is non-blocking, and when
 the pipe is full the frames go to the writer's backlog, which a flusher thread
@@ -71,6 +74,10 @@ _PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: fewer trips through the backlog
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 _RING_WAIT = 0.0002  # s between looks at a full ring's room (the flusher, while a message waits)
+# The longest wait between looks while nothing moves: a reader busy with a large
+# message (a MiB takes a millisecond or more to unpickle) must not find its
+# sender asleep for 50 ms when it catches up.
+_RING_WAIT_MAX = 0.005
 
 #: Payload of a SYSTEM frame telling the node's main process it was killed.
 SYSTEM_EXIT = "exit"
@@ -132,13 +139,24 @@ class MailboxWriter:
     Erlang does.
     """
 
-    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "ring", "no_ring", "__weakref__")
+    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "ring", "no_ring", "big", "ring_max", "big_ring", "no_big_ring",
+                 "__weakref__")
 
     # Writers with frames waiting; owned by whoever holds each writer's lock.
     backlogged: "set[MailboxWriter]" = set()
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, big: bool = False) -> None:
         self.fd = fd
+        #: A second, big ring (``_ring.BIG_SIZE``) for messages from
+        #: ``_bulk.THRESHOLD`` up to ``_ring.BIG_MAX``: the writers of the
+        #: remote path (a process's writer into the router pipe, the node's
+        #: writers into its mailboxes), so that a message of up to a MiB makes
+        #: no file. Smaller messages keep the small ring: a ring the size of
+        #: four 1 MiB messages would let 60 messages of 64 KiB pile up at each
+        #: hop (more memory touched, and the router copying what its socket
+        #: did not take). Both rings' frames go through the one pipe, in order.
+        self.big = big
+        self.ring_max = _ring.BIG_MAX if big else _bulk.THRESHOLD
         self.lock = threading.Lock()
         self.backlog: Deque[Any] = collections.deque()  # frames, and _Deferred messages
         self.dead = False
@@ -146,6 +164,8 @@ class MailboxWriter:
         self.ino = 0  # the pipe's inode, once a bulk message needed it
         self.ring: Optional[_ring.SendRing] = None  # this process's ring for the pipe (lock held)
         self.no_ring = False  # a ring could not be made: do not try at every message
+        self.big_ring: Optional[_ring.SendRing] = None  # (``big``) the ring for messages from _bulk.THRESHOLD on
+        self.no_big_ring = False
 
     def _inode(self) -> int:
         if not self.ino:
@@ -155,37 +175,57 @@ class MailboxWriter:
                 return 0
         return self.ino
 
-    def _frames(self, payload: bytes, sender: int, flags: int) -> List[Any]:
-        """The frames of one message (``lock`` held: a ring's space is reserved in pipe order)."""
-        n = len(payload)
+    def _frames(self, payload: bytes, sender: int, flags: int, direct: bool = False, head: bytes = b"") -> List[Any]:
+        """The frames of one message, ``head + payload`` (``lock`` held: a ring's space is reserved in pipe order).
+
+        With ``direct`` (no earlier message of this call waits for the ring) a
+        message for the ring is copied in at once when nothing waits in the
+        backlog and there is room: no copy of ``payload`` is kept (nor is
+        ``head + payload`` joined).
+        """
+        n = len(head) + len(payload)
         if n <= CHUNK:
-            return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload]
-        if n < _bulk.THRESHOLD and self._has_ring():
-            if type(payload) is not bytes:  # it may wait in the backlog: the caller may reuse its buffer
-                payload = bytes(payload)
-            return [_Deferred(payload, sender, flags)]  # into the ring as its turn comes (_write_locked)
+            return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + head + payload]
+        ring = self._ring_for(n) if n < self.ring_max else None
+        if ring is not None:
+            if direct and not self.backlog:
+                ref = ring.put(payload, head)
+                if ref is not None:
+                    return [_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_RING | flags, len(ref)) + ref]
+            if type(payload) is not bytes and not (type(payload) is memoryview and type(payload.obj) is bytes):
+                payload = bytes(payload)  # it may wait in the backlog: the caller may reuse its buffer
+            return [_Deferred(payload, sender, flags, head)]  # into the ring as its turn comes (_write_locked)
+        if head:
+            payload = head + payload
         frame = self._bulk_frame(payload, sender, flags) if n >= _bulk.THRESHOLD else None
         return [frame] if frame is not None else _chunks(payload, sender, flags)
 
-    def _has_ring(self) -> bool:
-        """This process has a ring for the pipe, made now if need be (``lock`` held)."""
+    def _ring_for(self, n: int) -> Optional[_ring.SendRing]:
+        """This process's ring for an ``n``-byte message to the pipe, made now if need be, or None (``lock`` held)."""
+        if n >= _bulk.THRESHOLD:
+            ring = self.big_ring
+            if ring is not None and ring.pid == _ProcessState.ospid:
+                return ring
+            if self.no_big_ring:
+                return None
+            ring = self.big_ring = _ring.SendRing.create(self._inode(), _ring.BIG_SIZE)
+            self.no_big_ring = ring is None  # no directory, or too many rings: files from now on
+            return ring
         ring = self.ring
         if ring is not None and ring.pid == _ProcessState.ospid:
-            return True
+            return ring
         if self.no_ring:
-            return False
-        self.ring = _ring.SendRing.create(self._inode())
-        if self.ring is None:
-            self.no_ring = True  # no directory, or too many rings: chunks from now on
-            return False
-        return True
+            return None
+        ring = self.ring = _ring.SendRing.create(self._inode())
+        self.no_ring = ring is None  # no directory, or too many rings: chunks from now on
+        return ring
 
     def _resolve(self, d: "_Deferred") -> Optional[List[bytes]]:
         """The frames of a message waiting for room in the ring, or None while the ring is full."""
-        ring = self.ring
+        ring = self.big_ring if len(d.head) + len(d.payload) >= _bulk.THRESHOLD else self.ring
         if ring is None or ring.pid != _ProcessState.ospid:  # gone (fork, dead reader): chunks
-            return _chunks(d.payload, d.sender, d.flags)
-        ref = ring.put(d.payload)
+            return _chunks(d.head + d.payload, d.sender, d.flags)
+        ref = ring.put(d.payload, d.head)
         if ref is None:
             return None
         return [_HDR.pack(_ProcessState.ospid, d.sender, _F_WHOLE | F_RING | d.flags, len(ref)) + ref]
@@ -197,30 +237,34 @@ class MailboxWriter:
             return None
         return _HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | F_BULK | flags, len(ref)) + ref
 
-    def put(self, payload: bytes, sender: int = 0, flags: int = 0) -> bool:
-        """Queue ``payload`` (a pickled message) for the reader; never blocks."""
-        n = len(payload)
+    def put(self, payload: bytes, sender: int = 0, flags: int = 0, head: bytes = b"") -> bool:
+        """Queue ``head + payload`` (a pickled message, ``head`` a route record's) for the reader; never blocks."""
+        n = len(head) + len(payload)
         if n <= CHUNK:  # the common case: no lock until the write
-            return self._write([_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + payload])
-        if n >= _bulk.THRESHOLD:  # the file is written outside the lock
+            return self._write([_HDR.pack(_ProcessState.ospid, sender, _F_WHOLE | flags, n) + head + payload])
+        if n >= self.ring_max:  # the file is written outside the lock
+            if head:
+                payload = head + payload
             bulk = self._bulk_frame(payload, sender, flags)
             return self._write([bulk] if bulk is not None else _chunks(payload, sender, flags))
         with self.lock:
             if self.dead:
                 return False
-            return self._write_locked(self._frames(payload, sender, flags))
+            return self._write_locked(self._frames(payload, sender, flags, direct=True, head=head))
 
     def put_many(self, payloads: List[bytes], sender: int = 0) -> bool:
         """Queue several pickled messages, packing whole frames into writes of at most ``PIPE_BUF``."""
         writes: List[Any] = []
         current: List[bytes] = []
         size = 0
+        direct = True  # until a message of this call waits for the ring
         with self.lock:
             if self.dead:
                 return False
             for payload in payloads:
-                for frame in self._frames(payload, sender, 0):
+                for frame in self._frames(payload, sender, 0, direct):
                     if type(frame) is _Deferred:  # written on its own, as its turn comes
+                        direct = False
                         if current:
                             writes.append(b"".join(current))
                             current, size = [], 0
@@ -321,17 +365,21 @@ class MailboxWriter:
     def _die(self) -> None:
         """The reader is gone (``lock`` held): the ring's file, if unread, goes too."""
         self.dead = True
-        ring, self.ring = self.ring, None
-        if ring is not None and ring.pid == _ProcessState.ospid:
-            ring.remove()
+        rings = (self.ring, self.big_ring)
+        self.ring = self.big_ring = None
+        for ring in rings:
+            if ring is not None and ring.pid == _ProcessState.ospid:
+                ring.remove()
 
     def close(self) -> None:
         """Close this process's copy of the write end."""
         with self.lock:
             self.dead = True
-            ring, self.ring = self.ring, None
-            if ring is not None and ring.pid == _ProcessState.ospid:
-                ring.drop()  # an unread ring file stays for its reader, or goes in the sweep
+            rings = (self.ring, self.big_ring)
+            self.ring = self.big_ring = None
+            for ring in rings:
+                if ring is not None and ring.pid == _ProcessState.ospid:
+                    ring.drop()  # an unread ring file stays for its reader, or goes in the sweep
             _discard(self.backlog)
             self.backlog.clear()
             if self.ino:
@@ -348,14 +396,19 @@ class MailboxWriter:
 
 
 class _Deferred:
-    """A mid-size message in a writer's backlog, to be copied into the ring when it has room."""
+    """A mid-size message in a writer's backlog, to be copied into the ring when it has room.
 
-    __slots__ = ("payload", "sender", "flags")
+    ``head + payload`` is the message: a route record's head is kept apart
+    (joining it would copy the message once more).
+    """
 
-    def __init__(self, payload: bytes, sender: int, flags: int) -> None:
+    __slots__ = ("payload", "sender", "flags", "head")
+
+    def __init__(self, payload: bytes, sender: int, flags: int, head: bytes = b"") -> None:
         self.payload = payload
         self.sender = sender
         self.flags = flags
+        self.head = head
 
 
 def _discard(pieces: Any) -> None:
@@ -439,9 +492,9 @@ class _Flusher(threading.Thread):
                     with self.cond:
                         if not w.backlog:
                             self.writers.discard(w)
-            if ring_wait:  # a reader that stopped reading costs a look every 50 ms, not 5,000 a second
+            if ring_wait:  # a reader that stopped reading costs a look every 5 ms, not 5,000 a second
                 moved = sum(len(w.backlog) for w in writers) < before
-                delay = _RING_WAIT if moved else min(delay * 2, 0.05)
+                delay = _RING_WAIT if moved else min(delay * 2, _RING_WAIT_MAX)
 
     def pending(self) -> bool:
         with self.cond:

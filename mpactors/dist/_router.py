@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 from multiprocessing.connection import Connection
-from typing import Callable, Dict, List, Optional, Protocol, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, cast
 
 from .. import _codec, config
 from .._core._kernel import Kernel
-from .._core._route import route_frame
+from .._core._route import route_head
 from .._core._bulk import load as load_bulk
+from .._core._ring import RecvRings
 from .._core.mailbox import REMOTE_SENDER, MailboxWriter, RawReader, make_pipe
 from ..errors import MpactorsError
 from ._peer import Buffer, Peer
@@ -51,12 +52,43 @@ class RouterOwner(Protocol):
 
 
 class _RouteReader(RawReader):
-    """The router pipe's reader: a large record stays in its shared-memory file.
+    """The router pipe's reader: a record in shared memory is sent from there.
 
-    The mapping (an ``mmap``) is queued as the record's body, and the event
-    loop sends from it: no copy of a large message in the sending node. It is
-    unmapped when the last view of it has been written.
+    A record in its own file (``_bulk``): the mapping (an ``mmap``) is queued
+    as the record's body, and the event loop sends from it; it is unmapped
+    when the last view of it has been written. A record in the writer's ring
+    (``_ring``, up to ``_ring.BIG_MAX``): a ``memoryview`` of the ring is
+    queued, and the ring's space is given back only by :meth:`release`, once
+    the router has sent what the sockets took and copied the rest
+    (:meth:`Router.drain`). Either way no copy of a large message is made in
+    the sending node while its connection keeps up.
     """
+
+    def __init__(self, fd: int, owner: str = "") -> None:
+        super().__init__(fd, owner)
+        #: Rings whose space is held by queued views: id(mapping) -> (mapping, end of the last record).
+        self.held: Dict[int, Tuple[Any, int]] = {}
+
+    def _deliver_ring(self, ref: bytes, ospid: int, sender: int, flags: int) -> None:
+        rings = self._rings
+        if rings is None:
+            rings = self._rings = RecvRings()
+        try:
+            mm, offset, n, end = rings.open(ref, ospid)
+        except (OSError, ValueError) as exc:
+            log.error("the router lost a message from local process %d: %s", sender, exc)
+            return
+        self.queue.append(memoryview(mm)[offset : offset + n])
+        self.held[id(mm)] = (mm, end)  # one writer's frames come in ring order: the last end is the furthest
+
+    def release(self) -> None:
+        """The views handed out are sent or copied: give their rings' space back to the writers."""
+        held, self.held = self.held, {}
+        for mm, end in held.values():
+            try:
+                RecvRings.done(mm, end)
+            except ValueError:  # pragma: no cover - unmapped meanwhile (its writer died)
+                pass
 
     def _deliver_bulk(self, ref: bytes, sender: int, flags: int) -> None:
         try:
@@ -80,7 +112,7 @@ class Router:
         # inherited or passed like a mailbox's); actors keep it, the read end
         # stays in the node.
         self.conn = Connection(w, readable=False)
-        self.writer = MailboxWriter(w)
+        self.writer = MailboxWriter(w, big=True)
         self.private_fd = r
 
     def close(self) -> None:
@@ -95,7 +127,7 @@ class Router:
         router connects when needed, and the kernel drains it before it sends
         a signal, so order holds.
         """
-        self.writer.put(route_frame(dest, payload), 0)
+        self.writer.put(payload, 0, head=route_head(dest))
 
     def drain(self) -> bool:
         """Forward every remote send written so far; False once the router is closed.
@@ -107,30 +139,39 @@ class Router:
             return True
         try:
             bodies, alive = self.reader.take()
+            held = self.reader.held
             by_node: Dict[str, List[Tuple[int, Buffer]]] = {}
             for body in bodies:  # one message on the wire per peer per drain
                 kind, n = ROUTE.unpack_from(body)
                 node = bytes(body[3 : 3 + n]).decode("utf-8", "replace")
                 rest = body[3 + n :] if len(body) < 4096 else memoryview(body)[3 + n :]  # large: no copy
                 by_node.setdefault(node, []).append((kind, rest))
-            for node, items in by_node.items():
-                self._send_to(node, items)
+            try:
+                for node, items in by_node.items():
+                    peer = self._send_to(node, items)
+                    if held and peer is not None:
+                        _unhold(peer, held, 1 + 2 * len(items))
+            finally:
+                if held:
+                    self.reader.release()
             return alive
         except OSError:
             return False
         finally:
             self.lock.release()
 
-    def _send_to(self, node: str, items: List[Tuple[int, Buffer]]) -> None:
+    def _send_to(self, node: str, items: List[Tuple[int, Buffer]]) -> Optional[Peer]:
+        """Queue ``items`` on the connection to ``node``; the peer, or None if they were dropped."""
         peer = self.owner.peers.get(node)
         if peer is None or peer.closed:
             if node == self.owner.name or self.owner.closing:
-                return
+                return None
             try:
                 peer = self.kernel.call(self.owner.connect, node, timeout=config.CONNECT_TIMEOUT)
             except MpactorsError:
-                return  # the node is stopping
+                return None  # the node is stopping
         peer.put_many(items)
+        return peer
 
     # -- incoming ---------------------------------------------------------------------
     def deliver(self, peer: Peer, data: Buffer) -> None:
@@ -211,3 +252,21 @@ class Router:
         if target is not None and pending:
             target.put_many(cast(List[bytes], pending), REMOTE_SENDER)
         return pos if pos < end else None
+
+
+def _unhold(peer: Peer, held: Dict[int, Tuple[Any, int]], added: int) -> None:
+    """Copy what ``peer`` still queues of the ring views just given to it (``added`` buffers at most).
+
+    The socket took the rest: the rings' space can go back to their writers.
+    Only the last ``added`` + 1 buffers can be ours (``Peer.put_many`` appends
+    its buffers; a TLS write may put the unwritten part of one back in front).
+    """
+    with peer.cond:
+        out = peer.out
+        for i in range(len(out) - 1, max(-1, len(out) - 2 - added), -1):
+            buf = out[i]
+            if type(buf) is memoryview and id(buf.obj) in held:
+                out[i] = bytes(buf)
+        inflight = peer.inflight
+        if inflight is not None and id(inflight.obj) in held:
+            peer.inflight = memoryview(bytes(inflight))  # the same bytes (OpenSSL accepts a moved buffer)
