@@ -126,7 +126,7 @@ def test_a_node_that_comes_back_can_be_pinged_and_old_pids_do_not_reach_the_new_
 def test_ping_of_a_frozen_node_answers_pang_in_bounded_time_without_holding_up_other_nodes(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config, "HANDSHAKE_TIMEOUT", 2.0)  # read at each handshake: keeps the test short
+    monkeypatch.setattr(config, "HANDSHAKE_TIMEOUT", 6.0)  # read at each handshake: short, yet room for c to answer first
     with run_node() as frozen, run_node() as c, local_node():
         me = mpactors.self()
 
@@ -141,9 +141,11 @@ def test_ping_of_a_frozen_node_answers_pang_in_bounded_time_without_holding_up_o
         start = time.monotonic()
         mpactors.send(helper, "go")
         assert mpactors.ping(frozen.name) == "pang"
-        assert time.monotonic() - start < config.CONNECT_TIMEOUT + config.HANDSHAKE_TIMEOUT + 1.0
+        pang_took = time.monotonic() - start
+        assert pang_took < config.CONNECT_TIMEOUT + config.HANDSHAKE_TIMEOUT + 1.0
         _, answer, took = mpactors.receive(("pinged", ANY, ANY), timeout=SHORT_TIMEOUT)
-        assert (answer, took < 2.0) == ("pong", True)
+        # c answered before the frozen node's handshake was given up on (ordering, not a time bound)
+        assert (answer, took < pang_took) == ("pong", True)
         assert mpactors.nodes() == [c.name]
 
 
