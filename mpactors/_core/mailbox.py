@@ -139,15 +139,14 @@ class MailboxWriter:
     Erlang does.
     """
 
-    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "ring", "no_ring", "big", "ring_max", "big_ring", "no_big_ring",
-                 "__weakref__")
+    __slots__ = ("fd", "lock", "backlog", "dead", "grown", "ino", "rings", "no_ring", "ring_max", "__weakref__")
 
     # Writers with frames waiting; owned by whoever holds each writer's lock.
     backlogged: "set[MailboxWriter]" = set()
 
     def __init__(self, fd: int, big: bool = False) -> None:
         self.fd = fd
-        #: A second, big ring (``_ring.BIG_SIZE``) for messages from
+        #: ``big``: a second, big ring (``_ring.BIG_SIZE``) for messages from
         #: ``_bulk.THRESHOLD`` up to ``_ring.BIG_MAX``: the writers of the
         #: remote path (a process's writer into the router pipe, the node's
         #: writers into its mailboxes), so that a message of up to a MiB makes
@@ -155,17 +154,17 @@ class MailboxWriter:
         #: four 1 MiB messages would let 60 messages of 64 KiB pile up at each
         #: hop (more memory touched, and the router copying what its socket
         #: did not take). Both rings' frames go through the one pipe, in order.
-        self.big = big
         self.ring_max = _ring.BIG_MAX if big else _bulk.THRESHOLD
         self.lock = threading.Lock()
         self.backlog: Deque[Any] = collections.deque()  # frames, and _Deferred messages
         self.dead = False
         self.grown = False
         self.ino = 0  # the pipe's inode, once a bulk message needed it
-        self.ring: Optional[_ring.SendRing] = None  # this process's ring for the pipe (lock held)
-        self.no_ring = False  # a ring could not be made: do not try at every message
-        self.big_ring: Optional[_ring.SendRing] = None  # (``big``) the ring for messages from _bulk.THRESHOLD on
-        self.no_big_ring = False
+        # This process's rings for the pipe (lock held): [small, big], the big
+        # one for messages from _bulk.THRESHOLD on; a ring that could not be
+        # made is not tried again at every message (no_ring).
+        self.rings: List[Optional[_ring.SendRing]] = [None, None]
+        self.no_ring = [False, False]
 
     def _inode(self) -> int:
         if not self.ino:
@@ -202,27 +201,19 @@ class MailboxWriter:
 
     def _ring_for(self, n: int) -> Optional[_ring.SendRing]:
         """This process's ring for an ``n``-byte message to the pipe, made now if need be, or None (``lock`` held)."""
-        if n >= _bulk.THRESHOLD:
-            ring = self.big_ring
-            if ring is not None and ring.pid == _ProcessState.ospid:
-                return ring
-            if self.no_big_ring:
-                return None
-            ring = self.big_ring = _ring.SendRing.create(self._inode(), _ring.BIG_SIZE)
-            self.no_big_ring = ring is None  # no directory, or too many rings: files from now on
-            return ring
-        ring = self.ring
+        big = int(n >= _bulk.THRESHOLD)
+        ring = self.rings[big]
         if ring is not None and ring.pid == _ProcessState.ospid:
             return ring
-        if self.no_ring:
+        if self.no_ring[big]:
             return None
-        ring = self.ring = _ring.SendRing.create(self._inode())
-        self.no_ring = ring is None  # no directory, or too many rings: chunks from now on
+        ring = self.rings[big] = _ring.SendRing.create(self._inode(), _ring.BIG_SIZE if big else _ring.SIZE)
+        self.no_ring[big] = ring is None  # no directory, or too many rings: files or chunks from now on
         return ring
 
     def _resolve(self, d: "_Deferred") -> Optional[List[bytes]]:
         """The frames of a message waiting for room in the ring, or None while the ring is full."""
-        ring = self.big_ring if len(d.head) + len(d.payload) >= _bulk.THRESHOLD else self.ring
+        ring = self.rings[len(d.head) + len(d.payload) >= _bulk.THRESHOLD]
         if ring is None or ring.pid != _ProcessState.ospid:  # gone (fork, dead reader): chunks
             return _chunks(d.head + d.payload, d.sender, d.flags)
         ref = ring.put(d.payload, d.head)
@@ -365,8 +356,7 @@ class MailboxWriter:
     def _die(self) -> None:
         """The reader is gone (``lock`` held): the ring's file, if unread, goes too."""
         self.dead = True
-        rings = (self.ring, self.big_ring)
-        self.ring = self.big_ring = None
+        rings, self.rings = self.rings, [None, None]
         for ring in rings:
             if ring is not None and ring.pid == _ProcessState.ospid:
                 ring.remove()
@@ -375,8 +365,7 @@ class MailboxWriter:
         """Close this process's copy of the write end."""
         with self.lock:
             self.dead = True
-            rings = (self.ring, self.big_ring)
-            self.ring = self.big_ring = None
+            rings, self.rings = self.rings, [None, None]
             for ring in rings:
                 if ring is not None and ring.pid == _ProcessState.ospid:
                     ring.drop()  # an unread ring file stays for its reader, or goes in the sweep

@@ -24,7 +24,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Container, Deque, Dict, List, Optional, Protocol, Tuple, Union
 
 from .. import _codec
 from ._faults import is_blocked
@@ -107,6 +107,25 @@ class Peer:
             total += 5 + n
         parts[0] = LEN.pack(total)
         self._put([b"".join(parts)] if total < _JOIN_BELOW else parts)
+
+    def copy_views(self, owners: Container[int], recent: int) -> None:
+        """Copy the queued views of memory the caller takes back.
+
+        ``owners`` are the ``id``s of the objects viewed (the router's ring
+        mappings); only the last ``recent`` + 1 queued buffers can hold such
+        views (``put_many`` appends; a TLS write may put the unwritten part of
+        one back in front), plus the TLS write in flight. What the socket
+        already took needs nothing.
+        """
+        with self.cond:
+            out = self.out
+            for i in range(len(out) - 1, max(-1, len(out) - 2 - recent), -1):
+                buf = out[i]
+                if type(buf) is memoryview and id(buf.obj) in owners:
+                    out[i] = bytes(buf)
+            inflight = self.inflight
+            if inflight is not None and id(inflight.obj) in owners:
+                self.inflight = memoryview(bytes(inflight))  # the same bytes (OpenSSL accepts a moved buffer)
 
     def ctrl(self, *msg: Any) -> None:
         self.put(CTRL, _codec.dumps(msg))

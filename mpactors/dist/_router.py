@@ -149,8 +149,8 @@ class Router:
             try:
                 for node, items in by_node.items():
                     peer = self._send_to(node, items)
-                    if held and peer is not None:
-                        _unhold(peer, held, 1 + 2 * len(items))
+                    if held and peer is not None:  # what the socket did not take is copied
+                        peer.copy_views(held, 1 + 2 * len(items))
             finally:
                 if held:
                     self.reader.release()
@@ -253,20 +253,3 @@ class Router:
             target.put_many(cast(List[bytes], pending), REMOTE_SENDER)
         return pos if pos < end else None
 
-
-def _unhold(peer: Peer, held: Dict[int, Tuple[Any, int]], added: int) -> None:
-    """Copy what ``peer`` still queues of the ring views just given to it (``added`` buffers at most).
-
-    The socket took the rest: the rings' space can go back to their writers.
-    Only the last ``added`` + 1 buffers can be ours (``Peer.put_many`` appends
-    its buffers; a TLS write may put the unwritten part of one back in front).
-    """
-    with peer.cond:
-        out = peer.out
-        for i in range(len(out) - 1, max(-1, len(out) - 2 - added), -1):
-            buf = out[i]
-            if type(buf) is memoryview and id(buf.obj) in held:
-                out[i] = bytes(buf)
-        inflight = peer.inflight
-        if inflight is not None and id(inflight.obj) in held:
-            peer.inflight = memoryview(bytes(inflight))  # the same bytes (OpenSSL accepts a moved buffer)
